@@ -1,0 +1,63 @@
+# The README's commands. `make run` and `make test` install what is missing first.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+KAFKA_VERSION := $(shell sed -n 's/^KAFKA_VERSION: Final = "\(.*\)"/\1/p' harness/defaults.py)
+KAFKA_JARS := .cache/kafka/$(KAFKA_VERSION)/jars
+SCENARIO ?= scenarios/ramp_495.yaml
+PYTEST_ARGS ?=
+
+.PHONY: help deps venv kafka-jars install lint typecheck test test-unit run bench clean
+
+help:
+	@echo "make run    install what is missing, start local Kafka, run $(SCENARIO), stop Kafka"
+	@echo "make test   install what is missing, then ruff, mypy and the whole test suite"
+	@echo "make bench  print the benchmarks' figures"
+	@echo "make deps   system packages only (Java 17+, Maven); make clean removes caches"
+
+deps:
+	@bash scripts/install-system-deps.sh
+
+$(BIN)/.installed: pyproject.toml
+	@$(MAKE) --no-print-directory deps
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	@touch $@
+
+venv: $(BIN)/.installed
+
+$(KAFKA_JARS)/.complete: compose/kafka/pom.xml $(BIN)/.installed
+	$(BIN)/harness infra fetch
+	@touch $@
+
+kafka-jars: $(KAFKA_JARS)/.complete
+
+install: venv kafka-jars
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: venv
+	$(BIN)/mypy
+
+test: install lint typecheck
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+test-unit: venv
+	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
+
+run: install
+	@bash scripts/run.sh "$(SCENARIO)"
+
+bench: install
+	@shopt -s nullglob; files=(bench/bench_*.py); \
+	if [ $${#files[@]} -eq 0 ]; then echo "no benchmarks yet (bench/bench_*.py)"; exit 0; fi; \
+	for f in "$${files[@]}"; do echo "== $$f"; $(BIN)/python "$$f" || exit 1; done
+
+clean:
+	rm -rf .cache .harness .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,290 @@
+"""The `harness` command line: local infrastructure, topic provisioning, symbol checks.
+
+Composition root of the CLI: each command builds the objects it needs (LocalKafka, stores)
+from its options and maps failures to the exit codes of contract 7.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import asdict
+from pathlib import Path
+from typing import NoReturn
+
+import click
+from rich.console import Console
+
+from harness import __version__, paths
+from harness.exit_codes import EXIT_CODES_HELP, ExitCode
+from harness.infra.errors import InfraError
+from harness.infra.kafka_local import LocalKafka, fetch_kafka_jars
+from harness.infra.topics import ensure_topics, feed_topic_specs
+
+console = Console(stderr=True, highlight=False)
+STATE_DIR_OPTION = click.option(
+    "--state-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Where run state (PIDs, ports, bootstrap) is kept. Default: $HARNESS_STATE_DIR or "
+    "<repo>/.harness.",
+)
+
+
+def fail(message: str, code: ExitCode) -> NoReturn:
+    """Print `message` as an error and exit with `code`."""
+    console.print(f"[bold red]error:[/] {message}")
+    sys.exit(int(code))
+
+
+@click.group(
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    epilog=EXIT_CODES_HELP,
+)
+@click.version_option(__version__, prog_name="harness")
+def cli() -> None:
+    """Staged load and latency harness for an IQFeed ingestion pipeline.
+
+    Drives a replay-based IQFeed simulator (feed_sim) against an ingestion core (ingest, or
+    your own) through 50 -> 100 -> 200 -> 495-symbol stages, measuring lag in HDR histograms
+    against the production targets (P95 < 50 ms, P99 < 100 ms at ~50k msg/s).
+
+    Start with `harness infra up`, then `harness infra topics`; stop with `harness infra down`.
+    """
+
+
+# -- infra ------------------------------------------------------------------------------------
+
+
+@cli.group()
+def infra() -> None:
+    """Local infrastructure: a real Apache Kafka (KRaft) on loopback, topics, ClickHouse tables.
+
+    The broker runs from the Apache Kafka jars that Maven fetches from Maven Central
+    (`harness infra fetch`), so no Docker engine is needed.
+    """
+
+
+@infra.command()
+def fetch() -> None:
+    """Download the Kafka broker jars with Maven (compose/kafka/pom.xml) into .cache/."""
+    try:
+        with console.status("fetching the Apache Kafka broker with Maven..."):
+            folder = fetch_kafka_jars()
+    except InfraError as exc:
+        fail(str(exc), ExitCode.INFRA_UNAVAILABLE)
+    jars = len(list(folder.glob("*.jar")))
+    console.print(f"Kafka broker jars ready: {folder} ({jars} jars)")
+
+
+@infra.command()
+@click.option(
+    "--brokers",
+    type=click.Choice(["1", "3"]),
+    default="1",
+    show_default=True,
+    help="Number of brokers; 3 gives replication factor 3 and min.insync.replicas 2.",
+)
+@click.option(
+    "--heap-mb",
+    type=click.IntRange(128, 8192),
+    default=512,
+    show_default=True,
+    help="JVM heap of each broker.",
+)
+@click.option(
+    "--timeout",
+    "timeout_s",
+    type=click.FloatRange(5, 900),
+    default=120,
+    show_default=True,
+    help="Seconds to wait until every broker answers metadata.",
+)
+@STATE_DIR_OPTION
+def up(brokers: str, heap_mb: int, timeout_s: float, state_dir: Path | None) -> None:
+    """Start a local KRaft Kafka cluster on loopback and wait until it serves metadata.
+
+    Formats storage, starts the broker(s) on free 127.0.0.1 ports and writes the bootstrap
+    address to <state-dir>/kafka.json, where `harness infra topics` and `harness run` find it.
+    Prints the bootstrap address on stdout.
+    """
+    kafka = LocalKafka(state_dir=state_dir, heap_mb=heap_mb)
+    try:
+        with console.status(f"starting {brokers} Kafka broker(s)..."):
+            state = kafka.up(brokers=int(brokers), timeout_s=timeout_s)
+    except InfraError as exc:
+        fail(str(exc), ExitCode.INFRA_UNAVAILABLE)
+    pids = ", ".join(str(n.pid) for n in state.nodes)
+    console.print(f"Kafka {state.version} up: {state.broker_count} broker(s), pids {pids}")
+    click.echo(state.bootstrap)
+
+
+@infra.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
+@STATE_DIR_OPTION
+def status(as_json: bool, state_dir: Path | None) -> None:
+    """Show whether the local Kafka is running (exit 4 when it is not)."""
+    report = LocalKafka(state_dir=state_dir).status()
+    if as_json:
+        click.echo(json.dumps(asdict(report), indent=2))
+    else:
+        for node in report.nodes:
+            state = "alive" if node.alive else "stopped"
+            click.echo(f"node {node.node_id}: pid {node.pid} {state} at {node.address}")
+        if report.running:
+            click.echo(
+                f"running: {report.brokers_in_metadata} broker(s) in metadata at {report.bootstrap}"
+            )
+        else:
+            click.echo(f"not running: {report.error}")
+    if not report.running:
+        sys.exit(int(ExitCode.INFRA_UNAVAILABLE))
+
+
+@infra.command()
+@click.option("--keep-data", is_flag=True, help="Keep the brokers' data folders.")
+@STATE_DIR_OPTION
+def down(keep_data: bool, state_dir: Path | None) -> None:
+    """Stop exactly the broker processes `up` started (by PID). Safe to run twice."""
+    stopped = LocalKafka(state_dir=state_dir).down(keep_data=keep_data)
+    if stopped:
+        console.print(f"stopped Kafka broker pid(s) {', '.join(map(str, stopped))}")
+    else:
+        console.print("no local Kafka was running")
+
+
+@infra.command()
+@click.option(
+    "--bootstrap",
+    default=None,
+    help="Bootstrap servers of an external cluster. Default: the local cluster of "
+    "`harness infra up`.",
+)
+@click.option(
+    "--partitions",
+    type=click.IntRange(1, 10_000),
+    default=495,
+    show_default=True,
+    help="Partitions per topic: one per symbol.",
+)
+@STATE_DIR_OPTION
+def topics(bootstrap: str | None, partitions: int, state_dir: Path | None) -> None:
+    """Create the feed topics: one partition per symbol, 7 days retention, RF min(3, brokers).
+
+    Existing topics are verified; a partition-count mismatch is an error (exit 4).
+    """
+    from harness.infra.kafka_local import metadata_broker_count
+
+    if bootstrap is None:
+        state = LocalKafka(state_dir=state_dir).load_state()
+        if state is None:
+            fail(
+                "no local Kafka is running; start one with `harness infra up` or pass --bootstrap",
+                ExitCode.INFRA_UNAVAILABLE,
+            )
+        bootstrap = state.bootstrap
+    brokers, error = metadata_broker_count(bootstrap, timeout_s=10.0)
+    if brokers == 0:
+        fail(f"cannot reach Kafka at {bootstrap}: {error}", ExitCode.INFRA_UNAVAILABLE)
+    specs = feed_topic_specs(brokers, partitions)
+    try:
+        with console.status(f"creating {len(specs)} topics x {partitions} partitions..."):
+            results = ensure_topics(bootstrap, specs)
+    except InfraError as exc:
+        fail(str(exc), ExitCode.INFRA_UNAVAILABLE)
+    for result in results:
+        verb = "created" if result.created else "exists "
+        click.echo(
+            f"{verb} {result.name}: {result.partitions} partitions, "
+            f"replication {result.replication}"
+        )
+
+
+@infra.command()
+@click.option(
+    "--path",
+    "folder",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Folder of the embedded chdb engine. Default: <repo>/.cache/clickhouse.",
+)
+@click.option(
+    "--url",
+    default=None,
+    help="A ClickHouse server URL instead of the embedded engine, e.g. http://localhost:8123.",
+)
+def clickhouse(folder: Path | None, url: str | None) -> None:
+    """Create the tick and depth tables (ZSTD, PARTITION BY day, TTL 90 days)."""
+    from ingest.storage import open_store
+
+    target: str | Path = url or folder or paths.repo_root() / ".cache" / "clickhouse"
+    try:
+        store = open_store(target)
+    except Exception as exc:  # connection failures of either backend
+        fail(f"cannot open ClickHouse at {target}: {exc}", ExitCode.INFRA_UNAVAILABLE)
+    try:
+        store.create_schema()
+        for table in ("ticks", "depth"):
+            info = store.table_info(table)
+            click.echo(
+                f"{table}: {info.get('engine')} ORDER BY ({info.get('sorting_key')}) "
+                f"PARTITION BY {info.get('partition_key')}"
+            )
+    finally:
+        store.close()
+
+
+# -- symbols ----------------------------------------------------------------------------------
+
+
+@cli.group()
+def symbols() -> None:
+    """The production symbol universe (config/production_symbols.json)."""
+
+
+@symbols.command("check")
+@click.option(
+    "--file",
+    "file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Symbol file to check. Default: config/production_symbols.json.",
+)
+def symbols_check(file: Path | None) -> None:
+    """Validate the universe offline: well-formed unique tickers, partitions 0..N-1, tiers."""
+    from harness.symbols import SymbolFileError, load_universe, validate_universe
+
+    try:
+        universe = load_universe(file)
+    except SymbolFileError as exc:
+        fail(str(exc), ExitCode.INVALID_INPUT)
+    problems = validate_universe(universe)
+    for problem in problems:
+        console.print(f"[red]-[/] {problem}")
+    if problems:
+        fail(
+            f"{len(problems)} problem(s) in {file or paths.symbols_file()}", ExitCode.INVALID_INPUT
+        )
+    counts = ", ".join(f"tier {tier}: {n}" for tier, n in sorted(universe.tier_counts().items()))
+    click.echo(f"{len(universe.symbols)} symbols OK ({counts})")
+
+
+def main() -> None:
+    """Console-script entry: click usage errors exit 3 (invalid arguments), not click's 2."""
+    try:
+        result = cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        console.print("aborted")
+        sys.exit(130)
+    except click.UsageError as exc:
+        exc.show()
+        sys.exit(int(ExitCode.INVALID_INPUT))
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(int(ExitCode.INVALID_INPUT))
+    if isinstance(result, int):
+        sys.exit(result)
+
+
+if __name__ == "__main__":
+    main()

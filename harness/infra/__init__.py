@@ -1,0 +1,1 @@
+"""Local infrastructure the harness starts and stops: Kafka (KRaft), ClickHouse tables, topics."""

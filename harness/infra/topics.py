@@ -1,0 +1,130 @@
+"""Provisioning of the feed topics per the readiness targets.
+
+One partition per symbol (495), retention 7 days, replication min(3, brokers) and
+min.insync.replicas 2 when the replication factor is 3. Existing topics are checked, not
+silently accepted: a topic with the wrong partition count is an error.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+
+from harness.defaults import (
+    FEED_TOPICS,
+    MAX_REPLICATION,
+    MIN_INSYNC_REPLICAS_AT_RF3,
+    SYMBOL_COUNT,
+    TOPIC_RETENTION_MS,
+)
+from harness.infra.errors import InfraError
+from harness.infra.kafka_clients import admin_client
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    """A topic to create: name, partition count, replication factor and topic configs."""
+
+    name: str
+    partitions: int
+    replication: int
+    config: dict[str, str]
+
+
+@dataclass(frozen=True)
+class TopicResult:
+    name: str
+    created: bool
+    partitions: int
+    replication: int
+
+
+def feed_topic_specs(
+    broker_count: int, partitions: int = SYMBOL_COUNT, names: tuple[str, ...] = FEED_TOPICS
+) -> list[TopicSpec]:
+    """The feed topics for a cluster of `broker_count` brokers."""
+    if broker_count < 1:
+        raise ValueError("broker_count must be at least 1")
+    replication = min(MAX_REPLICATION, broker_count)
+    min_isr = MIN_INSYNC_REPLICAS_AT_RF3 if replication >= MAX_REPLICATION else 1
+    config = {
+        "retention.ms": str(TOPIC_RETENTION_MS),
+        "min.insync.replicas": str(min_isr),
+        "cleanup.policy": "delete",
+    }
+    return [TopicSpec(name, partitions, replication, dict(config)) for name in names]
+
+
+def ensure_topics(
+    bootstrap: str, specs: list[TopicSpec], timeout_s: float = 120.0
+) -> list[TopicResult]:
+    """Create missing topics and verify existing ones; raise InfraError on a mismatch."""
+    admin = admin_client(bootstrap)
+    try:
+        existing = admin.list_topics(timeout=timeout_s).topics
+    except KafkaException as exc:
+        raise InfraError(f"cannot reach Kafka at {bootstrap}: {exc}") from exc
+    brokers = len(admin.list_topics(timeout=timeout_s).brokers)
+    to_create = [s for s in specs if s.name not in existing]
+    for spec in to_create:
+        if spec.replication > brokers:
+            raise InfraError(
+                f"topic {spec.name} needs replication {spec.replication} but {bootstrap} has "
+                f"{brokers} broker(s)"
+            )
+    if to_create:
+        futures = admin.create_topics(
+            [
+                NewTopic(
+                    s.name,
+                    num_partitions=s.partitions,
+                    replication_factor=s.replication,
+                    config=s.config,
+                )
+                for s in to_create
+            ],
+            operation_timeout=timeout_s,
+            request_timeout=timeout_s,
+        )
+        for name, future in futures.items():
+            try:
+                future.result()
+            except KafkaException as exc:
+                raise InfraError(f"creating topic {name} on {bootstrap} failed: {exc}") from exc
+    metadata = _wait_visible(admin, specs, timeout_s)
+    results = []
+    for spec in specs:
+        topic = metadata[spec.name]
+        partitions = len(topic.partitions)
+        replication = len(next(iter(topic.partitions.values())).replicas) if partitions else 0
+        if partitions != spec.partitions:
+            raise InfraError(
+                f"topic {spec.name} on {bootstrap} has {partitions} partitions, expected "
+                f"{spec.partitions} (one per symbol); delete it or use another name"
+            )
+        results.append(TopicResult(spec.name, spec in to_create, partitions, replication))
+    return results
+
+
+def _wait_visible(admin: AdminClient, specs: list[TopicSpec], timeout_s: float) -> dict[str, Any]:
+    """Topic metadata once every spec'd topic is listed with a leader on each partition."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        topics = admin.list_topics(timeout=timeout_s).topics
+        ready = all(
+            s.name in topics
+            and len(topics[s.name].partitions) >= 1
+            and all(p.leader >= 0 for p in topics[s.name].partitions.values())
+            and (len(topics[s.name].partitions) == s.partitions or time.monotonic() > deadline)
+            for s in specs
+        )
+        if ready:
+            return dict(topics)
+        if time.monotonic() > deadline:
+            missing = [s.name for s in specs if s.name not in topics]
+            raise InfraError(f"topics not ready within {timeout_s:.0f}s (missing: {missing})")
+        time.sleep(0.25)

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs the system packages the project needs when they are missing (Debian/Ubuntu, as root):
+# Java 17+ for the Kafka broker, Maven to fetch it, Python venv support, redis-server for the
+# Redis snapshot tests. Does nothing when everything is present.
+set -euo pipefail
+
+missing=()
+java_ok() {
+  command -v java >/dev/null 2>&1 || return 1
+  local v
+  v=$(java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -n1)
+  [ -n "$v" ] && [ "$v" -ge 17 ]
+}
+java_ok || missing+=(openjdk-17-jre-headless)
+command -v mvn >/dev/null 2>&1 || missing+=(maven)
+python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "system packages: all present"
+  exit 0
+fi
+echo "system packages: installing ${missing[*]}"
+if [ "$(id -u)" -ne 0 ]; then
+  echo "error: need root to apt-get install ${missing[*]} (run: sudo $0)" >&2
+  exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q
+apt-get install -y -q --no-install-recommends "${missing[@]}"
