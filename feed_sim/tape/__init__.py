@@ -1,0 +1,1 @@
+"""Tapes: the recorded or generated event streams that feed_sim replays."""

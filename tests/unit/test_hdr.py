@@ -1,0 +1,55 @@
+"""The vectorised HDR recorder agrees with hdrh's own record_value, value for value."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from harness.hdr import (
+    HIGHEST_US,
+    decode,
+    encode,
+    merged,
+    new_histogram,
+    percentiles,
+    record_many,
+)
+
+
+def _reference(values: list[int]) -> object:
+    hist = new_histogram()
+    for value in values:
+        hist.record_value(value)
+    return hist
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(min_value=0, max_value=HIGHEST_US), min_size=1, max_size=300))
+def test_record_many_matches_record_value(values: list[int]) -> None:
+    fast = new_histogram()
+    assert record_many(fast, np.array(values)) == 0
+    slow = _reference(values)
+    assert fast.equals(slow)
+    assert fast.get_total_count() == len(values)
+    for p in (0, 50, 90, 99, 99.9, 100):
+        assert fast.get_value_at_percentile(p) == slow.get_value_at_percentile(p)  # type: ignore[attr-defined]
+
+
+def test_out_of_range_values_are_clamped_and_counted() -> None:
+    hist = new_histogram()
+    assert record_many(hist, [-5, 10, HIGHEST_US * 3]) == 2
+    assert hist.get_total_count() == 3
+    assert hist.get_max_value() >= HIGHEST_US
+
+
+def test_encode_decode_and_merge_keep_counts() -> None:
+    a, b = new_histogram(), new_histogram()
+    record_many(a, np.arange(1, 1001))
+    record_many(b, np.full(1000, 20_000))
+    both = merged([decode(encode(a)), decode(encode(b))])
+    assert both.get_total_count() == 2000
+    summary = percentiles(both)
+    assert summary["count"] == 2000
+    assert both.values_are_equivalent(summary["p99"], 20_000)
+    assert summary["p50"] <= 1001
