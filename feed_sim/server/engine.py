@@ -1,0 +1,477 @@
+"""The simulator's core: markets, watchers, the pacing loop, counters and fault injection.
+
+One `FeedEngine` per process, driven by the asyncio loop. The pacing loop asks the active
+schedule which slots are due, applies the next tape event of each slot's symbol at the slot's
+intended time, renders it once per distinct fieldset, queues it on every watching session and
+flushes the sessions once per batch. Lateness (flush time - intended time) goes into the
+stage's HDR histogram; the sent count and TickID range per symbol into its counters.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from feed_sim.pacing import FixedRateSchedule, RatePlan, Schedule, TapeTimingSchedule
+from feed_sim.protocol.fields import Fieldset
+from feed_sim.protocol.level1 import render_update
+from feed_sim.protocol.level2 import ORDER_DELETE, ORDER_UPDATE, render_order, render_order_delete
+from feed_sim.protocol.system import (
+    render_clear_depth,
+    render_server_connected,
+    render_server_disconnected,
+)
+from feed_sim.server.market import SymbolMarket
+from feed_sim.stats import StageCounters
+from feed_sim.tape.model import TapeEvent
+
+if TYPE_CHECKING:
+    from feed_sim.server.sessions import Session
+
+log = logging.getLogger(__name__)
+
+BATCH_QUANTUM_NS = 200_000
+"""The pacer wakes at most this long after a slot's intended time, batching the slots in
+between: it bounds the added lateness and keeps wake-ups to ~5,000/s."""
+MAX_BATCH = 20_000
+FLAT_OUT_BATCH = 2_000
+MALFORMED_LINES = (
+    b"Q,\xff\xfe\x00garbage\r\n",
+    b"Q,AAPL,not-a-price,,,\r\n",
+    b"Q,MSFT,123.4500,10\r\n",
+    b"\x00\x01\x02\x03\r\n",
+    b"Z" * 5000 + b"\r\n",
+    b"P\r\n",
+)
+
+
+@dataclass
+class RateSettings:
+    """How the pacing engine schedules messages (set through the control API)."""
+
+    mode: str = "fixed"  # fixed | tape | flat
+    rate_hz: float = 100.0
+    l2_rate_hz: float = 0.0
+    weights: dict[str, float] = field(default_factory=dict)
+    speed: float = 1.0
+
+
+class FeedEngine:
+    """Markets, sessions and the pacing loop of one feed_sim process."""
+
+    def __init__(
+        self,
+        clock_ns: Callable[[], int] = time.time_ns,
+        symbol_limit: int = 500,
+        max_client_buffer: int = 16 * 1024 * 1024,
+    ) -> None:
+        self.clock_ns = clock_ns
+        self.symbol_limit = symbol_limit
+        self.max_client_buffer = max_client_buffer
+        self.markets: dict[str, SymbolMarket] = {}
+        self.active: list[str] = []
+        self.rate = RateSettings()
+        self.sessions: set[Session] = set()
+        self.stages: dict[str, StageCounters] = {}
+        self.counters = self._new_stage("stage-0")
+        self.running = False
+        self.paused = False
+        self.amplified = False
+        self.tape_sources: list[str] = []
+        self.slow_client_cutoffs = 0
+        self.dropped_during_disconnect = 0
+        self.started_ns = clock_ns()
+        self._schedule: Schedule | None = None
+        self._depth_schedule: Schedule | None = None
+        self._tape_is_depth: np.ndarray[Any, Any] | None = None
+        self._stall_until_ns = 0
+        self._disconnected_until_ns = 0
+        self._task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+
+    # -- markets --------------------------------------------------------------------------
+
+    def load_events(
+        self, events_by_symbol: dict[str, list[TapeEvent]], names: dict[str, str] | None = None
+    ) -> None:
+        """Replace the events of these symbols (others keep theirs)."""
+        now = self.clock_ns()
+        for symbol, events in events_by_symbol.items():
+            index = self.markets[symbol].index if symbol in self.markets else len(self.markets)
+            market = SymbolMarket.from_events(
+                symbol, index, events, (names or {}).get(symbol, ""), prime_ns=now
+            )
+            old = self.markets.get(symbol)
+            if old is not None:
+                market.level1_watchers, market.level2_watchers = (
+                    old.level1_watchers,
+                    old.level2_watchers,
+                )
+            self.markets[symbol] = market
+        if not self.active:
+            self.active = list(self.markets)
+        self._reschedule()
+
+    def set_active(self, symbols: Iterable[str]) -> list[str]:
+        """Symbols the pacer sends for; unknown ones are returned (and ignored)."""
+        wanted = list(dict.fromkeys(symbols))
+        unknown = [s for s in wanted if s not in self.markets]
+        self.active = [s for s in wanted if s in self.markets]
+        self._reschedule()
+        return unknown
+
+    def set_rate(self, settings: RateSettings) -> None:
+        if settings.mode not in ("fixed", "tape", "flat"):
+            raise ValueError(f"mode must be fixed, tape or flat, not {settings.mode!r}")
+        if settings.rate_hz < 0 or settings.l2_rate_hz < 0 or settings.speed <= 0:
+            raise ValueError("rates must be >= 0 and speed > 0")
+        self.rate = settings
+        self._reschedule()
+
+    def _reschedule(self, factor: float = 1.0) -> None:
+        now = self.clock_ns()
+        symbols = self.active
+        rate = self.rate
+        self._schedule = self._depth_schedule = None
+        self._tape_is_depth = None
+        if not symbols or rate.mode == "flat":
+            self._wake.set()
+            return
+        if rate.mode == "fixed":
+            weights = [rate.weights.get(s, 1.0) for s in symbols]
+            plan = RatePlan.weighted(symbols, weights, rate.rate_hz * factor)
+            self._schedule = FixedRateSchedule(plan, now)
+            if rate.l2_rate_hz > 0:
+                depth_plan = RatePlan.weighted(symbols, weights, rate.l2_rate_hz * factor)
+                self._depth_schedule = FixedRateSchedule(depth_plan, now)
+        else:
+            times, owners, is_depth = [], [], []
+            for position, symbol in enumerate(symbols):
+                market = self.markets[symbol]
+                times.append(market.level1_events.ts_ns)
+                times.append(market.depth_events.ts_ns)
+                owners.append(np.full(len(market.level1_events), position, np.int32))
+                owners.append(np.full(len(market.depth_events), position, np.int32))
+                is_depth.append(np.zeros(len(market.level1_events), np.bool_))
+                is_depth.append(np.ones(len(market.depth_events), np.bool_))
+            all_times = np.concatenate(times)
+            order = np.argsort(all_times, kind="stable")
+            self._tape_is_depth = np.concatenate(is_depth)[order]
+            self._schedule = TapeTimingSchedule(
+                all_times[order].tolist(),
+                np.concatenate(owners)[order].tolist(),
+                now,
+                speed=rate.speed * factor,
+                loop=True,
+            )
+        self._wake.set()
+
+    # -- stages and counters --------------------------------------------------------------
+
+    def _new_stage(self, label: str) -> StageCounters:
+        counters = StageCounters(label, started_ns=self.clock_ns())
+        self.stages[label] = counters
+        return counters
+
+    def begin_stage(self, label: str) -> StageCounters:
+        self.counters.ended_ns = self.clock_ns()
+        self.counters = self._new_stage(label)
+        return self.counters
+
+    # -- watches ----------------------------------------------------------------------------
+
+    def watched_level1_symbols(self) -> int:
+        return sum(1 for m in self.markets.values() if m.level1_watchers)
+
+    def register(self, session: Session) -> None:
+        self.sessions.add(session)
+
+    def unregister(self, session: Session) -> None:
+        self.sessions.discard(session)
+        for market in self.markets.values():
+            market.level1_watchers.pop(session, None)  # type: ignore[call-overload]
+            market.level2_watchers.discard(session)
+
+    # -- pacing loop ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start (or restart) the pacing loop on the running asyncio loop."""
+        self.running = True
+        self.paused = False
+        if self._task is None or self._task.done():
+            self._reschedule()
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="pacer")
+
+    async def stop(self) -> None:
+        self.running = False
+        self._wake.set()
+        if self._task is not None:
+            await self._task
+            self._task = None
+
+    def pause(self) -> None:
+        self.paused = True
+
+    def resume(self) -> None:
+        """Resume with a fresh schedule from now (a pause is not counted as lateness)."""
+        self.paused = False
+        self._reschedule()
+
+    async def _run(self) -> None:
+        try:
+            while self.running:
+                now = self.clock_ns()
+                if self.paused or not self.active:
+                    await self._sleep(0.05)
+                    continue
+                if now < self._stall_until_ns:
+                    await self._sleep((self._stall_until_ns - now) / 1e9)
+                    continue
+                if self.rate.mode == "flat":
+                    self._send_flat_out(now)
+                    await asyncio.sleep(0)
+                    continue
+                self._send_due(now)
+                await asyncio.sleep(0)
+                await self._wait_next()
+        except Exception:
+            log.exception("pacing loop failed")
+            raise
+
+    async def _sleep(self, seconds: float) -> None:
+        self._wake.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout=max(0.0, seconds))
+
+    async def _wait_next(self) -> None:
+        due = [s.next_due_ns() for s in (self._schedule, self._depth_schedule) if s is not None]
+        pending = [d for d in due if d is not None]
+        if not pending:
+            await self._sleep(0.05)
+            return
+        wake_at = min(pending) + BATCH_QUANTUM_NS // 2
+        wait_ns = wake_at - self.clock_ns()
+        if wait_ns > 2_000_000:
+            await self._sleep((wait_ns - 1_000_000) / 1e9)
+        elif wait_ns > 0:
+            time.sleep(wait_ns / 1e9)  # sub-ms precision; the loop was just serviced
+
+    def _send_due(self, now: int) -> None:
+        intended: list[int] = []
+        disconnected = now < self._disconnected_until_ns
+        dirty: set[Session] = set()
+        if self._schedule is not None:
+            if isinstance(self._schedule, TapeTimingSchedule):
+                for t, position, event_index in self._schedule.due_events(now, MAX_BATCH):
+                    if disconnected:
+                        self.dropped_during_disconnect += 1
+                        continue
+                    symbol = self.active[position]
+                    assert self._tape_is_depth is not None
+                    if self._tape_is_depth[event_index]:
+                        sent = self._emit_depth(symbol, t, dirty)
+                    else:
+                        sent = self._emit_level1(symbol, t, dirty)
+                    if sent:
+                        intended.append(t)
+            else:
+                for t, position in self._schedule.due(now, MAX_BATCH):
+                    if disconnected:
+                        self.dropped_during_disconnect += 1
+                    elif self._emit_level1(self.active[position], t, dirty):
+                        intended.append(t)
+        if self._depth_schedule is not None:
+            for t, position in self._depth_schedule.due(now, MAX_BATCH):
+                if disconnected:
+                    self.dropped_during_disconnect += 1
+                elif self._emit_depth(self.active[position], t, dirty):
+                    intended.append(t)
+        self._flush(dirty, intended)
+
+    def _send_flat_out(self, now: int) -> None:
+        """Flat out: a batch round-robin over the watched active symbols, intended = now."""
+        dirty: set[Session] = set()
+        watched = [s for s in self.active if self.markets[s].level1_watchers]
+        if not watched:
+            return
+        intended: list[int] = []
+        per_symbol = max(1, FLAT_OUT_BATCH // len(watched))
+        for symbol in watched:
+            for _ in range(per_symbol):
+                if self._emit_level1(symbol, now, dirty):
+                    intended.append(now)
+        self._flush(dirty, intended)
+
+    def _emit_level1(self, symbol: str, intended_ns: int, dirty: set[Session]) -> bool:
+        market = self.markets[symbol]
+        watchers = market.level1_watchers
+        if not watchers:
+            self.counters.unwatched_slots += 1
+            return False
+        applied = market.next_level1(intended_ns)
+        if applied is None:
+            return False
+        is_trade, tick_id = applied
+        rendered: dict[Fieldset, bytes] = {}
+        state = market.state
+        for session, trades_only in watchers.items():
+            if trades_only and not is_trade:
+                continue
+            fieldset = session.fieldset
+            line = rendered.get(fieldset)
+            if line is None:
+                line = rendered[fieldset] = render_update(state, fieldset)
+            session.queue(line)
+            dirty.add(session)
+        if not rendered:
+            return False
+        counts = self.counters.level1.get(symbol)
+        if counts is None:
+            from feed_sim.stats import SymbolCount
+
+            counts = self.counters.level1[symbol] = SymbolCount()
+        counts.note(tick_id)
+        return True
+
+    def _emit_depth(self, symbol: str, intended_ns: int, dirty: set[Session]) -> bool:
+        market = self.markets[symbol]
+        if not market.level2_watchers:
+            self.counters.unwatched_slots += 1
+            return False
+        applied = market.next_depth(intended_ns)
+        if applied is None:
+            return False
+        row, _change = applied
+        if row.action == "delete":
+            # Nasdaq MMID deletes carry an empty time (gotcha 13); MBO deletes carry one.
+            line = render_order_delete(
+                symbol,
+                row.order_id or None,
+                row.mmid,
+                row.side,
+                intended_ns if row.order_id else None,
+                intended_ns,
+            )
+        else:
+            line = render_order(
+                ORDER_UPDATE,
+                symbol,
+                row.order_id or None,
+                row.mmid,
+                row.side,
+                row.price,
+                row.size,
+                None,
+                market.book.precision,
+                intended_ns,
+            )
+        for session in market.level2_watchers:
+            session.queue_depth(line, row, market)
+            dirty.add(session)
+        counts = self.counters.level2.get(symbol)
+        if counts is None:
+            from feed_sim.stats import SymbolCount
+
+            counts = self.counters.level2[symbol] = SymbolCount()
+        counts.note(market.depth_seq)
+        return True
+
+    def _flush(self, dirty: set[Session], intended: list[int]) -> None:
+        for session in dirty:
+            written = session.flush()
+            self.counters.bytes_written += written
+        if intended:
+            sent_ns = self.clock_ns()
+            self.counters.lines_written += len(intended)
+            self.counters.record_lateness(sent_ns - np.asarray(intended, dtype=np.int64))
+
+    # -- faults -----------------------------------------------------------------------------
+
+    def stall(self, ms: float) -> None:
+        """Send nothing for `ms`; the slots keep their intended times (shows as lateness)."""
+        self._stall_until_ns = self.clock_ns() + int(ms * 1e6)
+        self._wake.set()
+
+    async def burst(self, factor: float, seconds: float) -> None:
+        """Multiply the rate by `factor` for `seconds`, then return to the set rate."""
+        self._reschedule(factor)
+        await asyncio.sleep(seconds)
+        self._reschedule()
+
+    def drop_clients(self, port: str) -> int:
+        dropped = 0
+        for session in list(self.sessions):
+            if port in ("all", session.port_name):
+                session.abort()
+                dropped += 1
+        return dropped
+
+    def send_malformed(self, count: int, port: str) -> int:
+        sent = 0
+        for session in list(self.sessions):
+            if port not in ("all", session.port_name):
+                continue
+            for i in range(count):
+                session.queue(MALFORMED_LINES[i % len(MALFORMED_LINES)])
+            sent += session.flush() and count
+        self.counters.malformed_lines += sent
+        return sent
+
+    async def server_disconnect(self, ms: float) -> None:
+        """`S,SERVER DISCONNECTED`, silence for `ms` (those slots are never sent), then
+        `S,SERVER CONNECTED`; Level 2 clients get `S,CLEAR DEPTH` for each watched book and
+        its summary rows again (INFERRED: IQConnect re-establishes watches itself)."""
+        self._disconnected_until_ns = self.clock_ns() + int(ms * 1e6)
+        for session in list(self.sessions):
+            if session.port_name in ("level1", "level2"):
+                session.queue(render_server_disconnected())
+                session.flush()
+        await asyncio.sleep(ms / 1000)
+        for session in list(self.sessions):
+            if session.port_name in ("level1", "level2"):
+                session.queue(render_server_connected())
+                session.flush()
+        for market in self.markets.values():
+            for l2 in market.level2_watchers:
+                l2.queue(render_clear_depth(market.symbol, "B"))
+                l2.queue(render_clear_depth(market.symbol, "A"))
+                l2.queue(market.book.render_snapshot())
+                l2.flush()
+
+    # -- reporting --------------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        counts: dict[str, int] = {}
+        for session in self.sessions:
+            counts[session.port_name] = counts.get(session.port_name, 0) + 1
+        lateness = self.counters.to_json()["lateness_percentiles_us"]
+        return {
+            "running": self.running,
+            "paused": self.paused,
+            "mode": self.rate.mode,
+            "rate_hz": self.rate.rate_hz,
+            "l2_rate_hz": self.rate.l2_rate_hz,
+            "speed": self.rate.speed,
+            "symbols_loaded": len(self.markets),
+            "symbols_active": len(self.active),
+            "symbols_watched_level1": self.watched_level1_symbols(),
+            "clients": counts,
+            "stage": self.counters.label,
+            "stage_messages": self.counters.messages,
+            "lateness_us": lateness,
+            "slow_client_cutoffs": self.slow_client_cutoffs,
+            "dropped_during_disconnect": self.dropped_during_disconnect,
+            "amplified": self.amplified,
+            "tapes": self.tape_sources,
+            "uptime_s": (self.clock_ns() - self.started_ns) / 1e9,
+        }
+
+
+__all__ = ["ORDER_DELETE", "FeedEngine", "RateSettings"]

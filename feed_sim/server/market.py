@@ -1,0 +1,150 @@
+"""Per-symbol market of the simulator: Level 1 state, Level 2 book, fundamentals and watchers.
+
+`SymbolMarket.next_level1()` / `next_depth()` advance through the symbol's tape in a cycle and
+apply the event to the state with the message's intended send time (contract 2), so every
+time field written afterwards carries that time, rebased to now.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from feed_sim.protocol.level1 import FundamentalInfo, Level1State
+from feed_sim.protocol.level2 import DepthBook, DepthChange
+from feed_sim.server.symbol_events import DepthEventRow, DepthEvents, Level1Events, TradeRow
+from feed_sim.tape.model import TapeEvent
+
+if TYPE_CHECKING:
+    from feed_sim.server.sessions import Level1Session, Level2Session
+
+
+@dataclass
+class SymbolMarket:
+    """Everything the simulator knows and serves about one symbol."""
+
+    symbol: str
+    index: int
+    level1_events: Level1Events
+    depth_events: DepthEvents
+    fundamentals: FundamentalInfo
+    state: Level1State
+    book: DepthBook
+    level1_cursor: int = 0
+    depth_cursor: int = 0
+    depth_seq: int = 0
+    level1_watchers: dict[Level1Session, bool] = field(default_factory=dict)
+    """Session -> trades only (`t` watch)."""
+    level2_watchers: set[Level2Session] = field(default_factory=set)
+
+    @classmethod
+    def from_events(
+        cls, symbol: str, index: int, events: list[TapeEvent], name: str = "", prime_ns: int = 0
+    ) -> SymbolMarket:
+        level1 = Level1Events(events)
+        depth = DepthEvents(events)
+        first = level1.first_price()
+        fundamentals = FundamentalInfo(
+            symbol=symbol, company_name=name.upper(), exchange_id=5, listed_market=5
+        )
+        market = cls(
+            symbol,
+            index,
+            level1,
+            depth,
+            fundamentals,
+            Level1State(symbol, close=first),
+            DepthBook(symbol),
+        )
+        market._prime(prime_ns)
+        return market
+
+    def _prime(self, now_ns: int) -> None:
+        """Give the state a quote and a last trade, and the book its first rows, so the
+        summary after a watch shows a live market (nothing is sent or counted here)."""
+        have_quote = have_trade = False
+        for i in range(min(len(self.level1_events), 2000)):
+            row = self.level1_events.row(i)
+            if isinstance(row, TradeRow) and not have_trade:
+                self.state.apply_trade(
+                    now_ns,
+                    row.price,
+                    row.size,
+                    row.market_center,
+                    row.conditions,
+                    row.basis,
+                    row.aggressor,
+                )
+                have_trade = True
+            elif not isinstance(row, TradeRow) and not have_quote:
+                self.state.apply_quote(
+                    now_ns, row.bid, row.bid_size, row.ask, row.ask_size, row.bid_mc, row.ask_mc
+                )
+                have_quote = True
+            if have_quote and have_trade:
+                break
+        self.state.message_contents = ""
+        seen: set[tuple[str, str]] = set()
+        for i in range(min(len(self.depth_events), 400)):
+            depth = self.depth_events.row(i)
+            if depth.action == "update" and (depth.mmid, depth.side) not in seen:
+                self.book.apply(
+                    depth.side,
+                    "update",
+                    depth.price,
+                    depth.size,
+                    now_ns,
+                    mmid=depth.mmid,
+                    order_id=depth.order_id,
+                )
+                seen.add((depth.mmid, depth.side))
+
+    @property
+    def watched(self) -> bool:
+        return bool(self.level1_watchers or self.level2_watchers)
+
+    def next_level1(self, intended_ns: int) -> tuple[bool, int] | None:
+        """Apply the next Level 1 event at `intended_ns`; (is_trade, tick_id) or None if the
+        symbol has no Level 1 events."""
+        events = self.level1_events
+        if not len(events):
+            return None
+        row = events.row(self.level1_cursor)
+        self.level1_cursor = (self.level1_cursor + 1) % len(events)
+        state = self.state
+        if isinstance(row, TradeRow):
+            state.apply_trade(
+                intended_ns,
+                row.price,
+                row.size,
+                row.market_center,
+                row.conditions,
+                row.basis,
+                row.aggressor,
+                bid=row.bid,
+                ask=row.ask,
+            )
+            return True, state.next_tick_id - 1
+        state.apply_quote(
+            intended_ns, row.bid, row.bid_size, row.ask, row.ask_size, row.bid_mc, row.ask_mc
+        )
+        return False, state.next_tick_id - 1
+
+    def next_depth(self, intended_ns: int) -> tuple[DepthEventRow, DepthChange] | None:
+        """Apply the next Level 2 event at `intended_ns` to the book."""
+        events = self.depth_events
+        if not len(events):
+            return None
+        row = events.row(self.depth_cursor)
+        self.depth_cursor = (self.depth_cursor + 1) % len(events)
+        change = self.book.apply(
+            row.side,
+            row.action,
+            row.price,
+            row.size,
+            intended_ns,
+            mmid=row.mmid,
+            order_id=row.order_id,
+        )
+        self.depth_seq += 1
+        return row, change
