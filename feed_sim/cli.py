@@ -15,10 +15,10 @@ import click
 from rich.console import Console
 
 from feed_sim import __version__
+from feed_sim.server.app import FeedSimServer
 from harness.defaults import FEED_PORTS
 
 console = Console(stderr=True, highlight=False)
-DEFAULT_CACHE = Path(".cache") / "feed_sim"
 
 
 def previous_weekday(today: dt.date | None = None) -> dt.date:
@@ -147,7 +147,7 @@ def serve(
     status_every: float,
 ) -> None:
     """Serve the IQFeed ports until Ctrl-C / SIGTERM (clean shutdown)."""
-    from feed_sim.server.app import FeedSimServer, ServeConfig
+    from feed_sim.server.app import ServeConfig
     from feed_sim.server.engine import RateSettings
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
@@ -162,12 +162,15 @@ def serve(
             "lookup": lookup_port,
         },
     )
-    tape_paths = [Path(t) for t in tapes] or [_default_tape(n_symbols, minutes, seed)]
 
     async def run() -> None:
         server = FeedSimServer(config)
-        with console.status("loading tapes..."):
-            loaded = server.load_tapes(tape_paths)
+        if tapes:
+            with console.status("loading tapes..."):
+                loaded = server.load_tapes(tapes)
+        else:
+            with console.status(f"generating {n_symbols} symbols x {minutes:g} min..."):
+                loaded = _load_default_market(server, n_symbols, minutes, seed)
         server.engine.set_rate(
             RateSettings(mode=mode, rate_hz=rate_hz, l2_rate_hz=l2_rate_hz, speed=speed)
         )
@@ -212,17 +215,21 @@ def serve(
     asyncio.run(run())
 
 
-def _default_tape(n_symbols: int, minutes: float, seed: int) -> Path:
-    """The embedded default: a generated session from the open, cached by its parameters."""
-    from feed_sim.generate.tape_gen import generate_tape
+def _load_default_market(
+    server: FeedSimServer, n_symbols: int, minutes: float, seed: int
+) -> list[str]:
+    """The embedded default: a generated session of the production symbols from the open of
+    the last weekday, loaded as columns (no tape file)."""
+    from feed_sim.generate.tape_gen import generate_days
+    from feed_sim.generate.universe import load_symbols, select_symbols
 
-    day = previous_weekday()
-    path = DEFAULT_CACHE / f"default-{day.isoformat()}-{n_symbols}s-{minutes:g}m-{seed}.tape"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with console.status(f"generating {n_symbols} symbols x {minutes:g} min ({path})..."):
-            generate_tape(path, n_symbols, day, seed, duration_s=minutes * 60)
-    return path
+    specs = select_symbols(load_symbols(), n_symbols)
+    days = generate_days(specs, previous_weekday(), seed, duration_s=minutes * 60)
+    server.engine.load_generated(days)
+    server.engine.tape_sources.append(
+        f"generated: {n_symbols} symbols, {minutes:g} min from the open, seed {seed}"
+    )
+    return [s.symbol for s in specs]
 
 
 @main.command()

@@ -29,6 +29,7 @@ from feed_sim.protocol.system import (
     render_server_disconnected,
 )
 from feed_sim.server.market import SymbolMarket
+from feed_sim.server.symbol_events import DepthEvents, Level1Events
 from feed_sim.stats import StageCounters
 from feed_sim.tape.model import TapeEvent
 
@@ -104,20 +105,58 @@ class FeedEngine:
         """Replace the events of these symbols (others keep theirs)."""
         now = self.clock_ns()
         for symbol, events in events_by_symbol.items():
-            index = self.markets[symbol].index if symbol in self.markets else len(self.markets)
-            market = SymbolMarket.from_events(
-                symbol, index, events, (names or {}).get(symbol, ""), prime_ns=now
-            )
-            old = self.markets.get(symbol)
-            if old is not None:
-                market.level1_watchers, market.level2_watchers = (
-                    old.level1_watchers,
-                    old.level2_watchers,
+            self._install(
+                SymbolMarket.from_events(
+                    symbol, self._index_of(symbol), events, (names or {}).get(symbol, ""), now
                 )
-            self.markets[symbol] = market
+            )
+        self._after_load()
+
+    def load_generated(self, days: Iterable[Any], names: dict[str, str] | None = None) -> None:
+        """Load generator output (feed_sim.generate SymbolDay columns) without building
+        per-event objects: the way a whole fleet's session fits in memory."""
+        from feed_sim.generate import venues
+
+        now = self.clock_ns()
+        for day in days:
+            level1 = Level1Events.from_columns(
+                day.trades, day.quotes, venues.CONDITIONS, venues.BASIS
+            )
+            depth = DepthEvents.from_columns(day.depth)
+            self._install(
+                SymbolMarket.from_parts(
+                    day.symbol,
+                    self._index_of(day.symbol),
+                    level1,
+                    depth,
+                    (names or {}).get(day.symbol, ""),
+                    now,
+                )
+            )
+        self._after_load()
+
+    def _index_of(self, symbol: str) -> int:
+        return self.markets[symbol].index if symbol in self.markets else len(self.markets)
+
+    def _install(self, market: SymbolMarket) -> None:
+        old = self.markets.get(market.symbol)
+        if old is not None:
+            market.level1_watchers, market.level2_watchers = (
+                old.level1_watchers,
+                old.level2_watchers,
+            )
+        self.markets[market.symbol] = market
+
+    def _after_load(self) -> None:
         if not self.active:
             self.active = list(self.markets)
         self._reschedule()
+
+    def memory_bytes(self) -> int:
+        """Bytes held by the loaded event columns."""
+        return sum(
+            m.level1_events.nbytes() + m.depth_events.nbytes() for m in self.markets.values()
+        )
 
     def set_active(self, symbols: Iterable[str]) -> list[str]:
         """Symbols the pacer sends for; unknown ones are returned (and ignored)."""

@@ -41,8 +41,25 @@ class SymbolMarket:
     def from_events(
         cls, symbol: str, index: int, events: list[TapeEvent], name: str = "", prime_ns: int = 0
     ) -> SymbolMarket:
-        level1 = Level1Events(events)
-        depth = DepthEvents(events)
+        return cls.from_parts(
+            symbol,
+            index,
+            Level1Events.from_tape(events),
+            DepthEvents.from_tape(events),
+            name,
+            prime_ns,
+        )
+
+    @classmethod
+    def from_parts(
+        cls,
+        symbol: str,
+        index: int,
+        level1: Level1Events,
+        depth: DepthEvents,
+        name: str = "",
+        prime_ns: int = 0,
+    ) -> SymbolMarket:
         first = level1.first_price()
         fundamentals = FundamentalInfo(
             symbol=symbol, company_name=name.upper(), exchange_id=5, listed_market=5

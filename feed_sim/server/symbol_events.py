@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -18,6 +19,22 @@ from feed_sim.tape.model import Kind, TapeEvent
 CHUNK = 256
 BASIS_CODES = ("C", "E", "O")
 NAN = float("nan")
+LEVEL1_COLUMNS = (
+    "ts_ns",
+    "is_trade",
+    "price",
+    "size",
+    "market_center",
+    "conditions",
+    "basis",
+    "aggressor",
+    "bid",
+    "ask",
+    "bid_size",
+    "ask_size",
+    "bid_mc",
+    "ask_mc",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,60 +93,88 @@ class _Strings:
 class Level1Events:
     """One symbol's TRADE and QUOTE events in time order, as numpy columns."""
 
-    def __init__(self, events: Sequence[TapeEvent]) -> None:
-        l1 = [e for e in events if e.kind in (Kind.TRADE, Kind.QUOTE)]
-        n = len(l1)
-        self.ts_ns: npt.NDArray[np.int64] = np.fromiter((e.ts_ns for e in l1), np.int64, n)
-        self.is_trade = np.fromiter((e.kind == Kind.TRADE for e in l1), np.bool_, n)
-        self._conditions = _Strings()
-        price, size, mc, cond, basis, aggr = ([] for _ in range(6))
-        bid, bsize, ask, asize, bmc, amc = ([] for _ in range(6))
-        for e in l1:
-            f = e.fields
-            if e.kind == Kind.TRADE:
-                price.append(float(f["price"]))
-                size.append(int(f["size"]))
-                mc.append(int(f.get("market_center", 0)))
-                cond.append(self._conditions.code(str(f.get("conditions", ""))))
-                basis.append(
-                    BASIS_CODES.index(f.get("basis", "C"))
-                    if f.get("basis", "C") in BASIS_CODES
-                    else 2
-                )
-                aggr.append(int(f.get("aggressor", 0)))
-                bid.append(float(f.get("bid") or NAN))
-                ask.append(float(f.get("ask") or NAN))
-                bsize.append(0)
-                asize.append(0)
-                bmc.append(-1)
-                amc.append(-1)
-            else:
-                price.append(NAN)
-                size.append(0)
-                mc.append(0)
-                cond.append(0)
-                basis.append(0)
-                aggr.append(0)
-                bid.append(float(f["bid"]))
-                ask.append(float(f["ask"]))
-                bsize.append(int(f["bid_size"]))
-                asize.append(int(f["ask_size"]))
-                bmc.append(int(f.get("bid_mc", -1)))
-                amc.append(int(f.get("ask_mc", -1)))
-        self.price = np.array(price, np.float64)
-        self.size = np.array(size, np.int32)
-        self.market_center = np.array(mc, np.int16)
-        self.conditions = np.array(cond, np.int32)
-        self.basis = np.array(basis, np.int8)
-        self.aggressor = np.array(aggr, np.int8)
-        self.bid = np.array(bid, np.float64)
-        self.ask = np.array(ask, np.float64)
-        self.bid_size = np.array(bsize, np.int32)
-        self.ask_size = np.array(asize, np.int32)
-        self.bid_mc = np.array(bmc, np.int16)
-        self.ask_mc = np.array(amc, np.int16)
+    def __init__(self, columns: dict[str, npt.NDArray[Any]], conditions: list[str]) -> None:
+        self.ts_ns: npt.NDArray[np.int64] = columns["ts_ns"].astype(np.int64)
+        self.is_trade = columns["is_trade"].astype(np.bool_)
+        self.price = columns["price"].astype(np.float64)
+        self.size = columns["size"].astype(np.int32)
+        self.market_center = columns["market_center"].astype(np.int16)
+        self.conditions = columns["conditions"].astype(np.int32)
+        self.basis = columns["basis"].astype(np.int8)
+        self.aggressor = columns["aggressor"].astype(np.int8)
+        self.bid = columns["bid"].astype(np.float64)
+        self.ask = columns["ask"].astype(np.float64)
+        self.bid_size = columns["bid_size"].astype(np.int32)
+        self.ask_size = columns["ask_size"].astype(np.int32)
+        self.bid_mc = columns["bid_mc"].astype(np.int16)
+        self.ask_mc = columns["ask_mc"].astype(np.int16)
+        self._condition_texts = conditions
         self._chunk_start = -1
         self._chunk: list[Level1Row] = []
+
+    @classmethod
+    def from_tape(cls, events: Sequence[TapeEvent]) -> Level1Events:
+        """From tape events (other kinds are ignored)."""
+        l1 = [e for e in events if e.kind in (Kind.TRADE, Kind.QUOTE)]
+        strings = _Strings()
+        cols: dict[str, list[Any]] = {name: [] for name in LEVEL1_COLUMNS}
+        for e in l1:
+            f = e.fields
+            trade = e.kind == Kind.TRADE
+            basis = str(f.get("basis", "C"))
+            row = {
+                "ts_ns": e.ts_ns,
+                "is_trade": trade,
+                "price": float(f["price"]) if trade else NAN,
+                "size": int(f["size"]) if trade else 0,
+                "market_center": int(f.get("market_center", 0)) if trade else 0,
+                "conditions": strings.code(str(f.get("conditions", ""))) if trade else 0,
+                "basis": BASIS_CODES.index(basis) if trade and basis in BASIS_CODES else 2,
+                "aggressor": int(f.get("aggressor", 0)) if trade else 0,
+                "bid": float(f.get("bid") or NAN),
+                "ask": float(f.get("ask") or NAN),
+                "bid_size": 0 if trade else int(f["bid_size"]),
+                "ask_size": 0 if trade else int(f["ask_size"]),
+                "bid_mc": -1 if trade else int(f.get("bid_mc", -1)),
+                "ask_mc": -1 if trade else int(f.get("ask_mc", -1)),
+            }
+            for name, value in row.items():
+                cols[name].append(value)
+        return cls({k: np.array(v) for k, v in cols.items()}, strings.values)
+
+    @classmethod
+    def from_columns(
+        cls, trades: Any, quotes: Any, conditions: Sequence[str], basis: Sequence[str]
+    ) -> Level1Events:
+        """From the generator's trade and quote columns (feed_sim.generate), merged by time
+        without building per-event objects."""
+        nt, nq = len(trades.ts), len(quotes.ts)
+        ts = np.concatenate([trades.ts, quotes.ts]).astype(np.int64)
+        order = np.argsort(ts, kind="stable")
+
+        def merged(trade_col: Any, quote_col: Any) -> npt.NDArray[Any]:
+            return np.concatenate([np.asarray(trade_col), np.asarray(quote_col)])[order]
+
+        basis_codes = np.array(
+            [BASIS_CODES.index(b) if b in BASIS_CODES else 2 for b in basis], np.int8
+        )
+        cols = {
+            "ts_ns": ts[order],
+            "is_trade": merged(np.ones(nt, np.bool_), np.zeros(nq, np.bool_)),
+            "price": merged(trades.price, np.full(nq, NAN)),
+            "size": merged(trades.size, np.zeros(nq, np.int32)),
+            "market_center": merged(trades.center, np.zeros(nq, np.int16)),
+            "conditions": merged(trades.condition, np.zeros(nq, np.int32)),
+            "basis": merged(basis_codes[np.asarray(trades.condition)], np.zeros(nq, np.int8)),
+            "aggressor": merged(trades.aggressor, np.zeros(nq, np.int8)),
+            "bid": merged(trades.bid, quotes.bid),
+            "ask": merged(trades.ask, quotes.ask),
+            "bid_size": merged(np.zeros(nt, np.int32), quotes.bid_size),
+            "ask_size": merged(np.zeros(nt, np.int32), quotes.ask_size),
+            "bid_mc": merged(np.full(nt, -1, np.int16), quotes.bid_mc),
+            "ask_mc": merged(np.full(nt, -1, np.int16), quotes.ask_mc),
+        }
+        return cls(cols, list(conditions))
 
     def __len__(self) -> int:
         return int(self.ts_ns.size)
@@ -154,7 +199,7 @@ class Level1Events:
     def _materialise(self, start: int, stop: int) -> list[Level1Row]:
         sl = slice(start, stop)
         rows: list[Level1Row] = []
-        conditions = self._conditions.values
+        conditions = self._condition_texts
         for ts, trade, price, size, mc, cond, basis, aggr, bid, ask, bs, as_, bmc, amc in zip(
             self.ts_ns[sl].tolist(),
             self.is_trade[sl].tolist(),
@@ -219,23 +264,59 @@ class Level1Events:
 class DepthEvents:
     """One symbol's Level 2 DEPTH events in time order, as numpy columns."""
 
-    def __init__(self, events: Sequence[TapeEvent]) -> None:
-        depth = [e for e in events if e.kind == Kind.DEPTH]
-        n = len(depth)
-        self._mmids = _Strings()
-        self.ts_ns: npt.NDArray[np.int64] = np.fromiter((e.ts_ns for e in depth), np.int64, n)
-        self.is_ask = np.fromiter((e.fields["side"] == "A" for e in depth), np.bool_, n)
-        self.is_delete = np.fromiter((e.fields["action"] == "delete" for e in depth), np.bool_, n)
-        self.mmid = np.fromiter(
-            (self._mmids.code(str(e.fields.get("mmid", ""))) for e in depth), np.int32, n
-        )
-        self.order_id = np.fromiter((int(e.fields.get("order_id", 0)) for e in depth), np.int64, n)
-        self.price = np.fromiter(
-            (float(e.fields.get("price") or 0.0) for e in depth), np.float64, n
-        )
-        self.size = np.fromiter((int(e.fields.get("size") or 0) for e in depth), np.int32, n)
+    def __init__(self, columns: dict[str, npt.NDArray[Any]], mmids: list[str]) -> None:
+        self.ts_ns: npt.NDArray[np.int64] = columns["ts_ns"].astype(np.int64)
+        self.is_ask = columns["is_ask"].astype(np.bool_)
+        self.is_delete = columns["is_delete"].astype(np.bool_)
+        self.mmid = columns["mmid"].astype(np.int32)
+        self.order_id = columns["order_id"].astype(np.int64)
+        self.price = columns["price"].astype(np.float64)
+        self.size = columns["size"].astype(np.int32)
+        self._mmid_texts = mmids
         self._chunk_start = -1
         self._chunk: list[DepthEventRow] = []
+
+    @classmethod
+    def from_tape(cls, events: Sequence[TapeEvent]) -> DepthEvents:
+        depth = [e for e in events if e.kind == Kind.DEPTH]
+        strings = _Strings()
+        cols = {
+            "ts_ns": np.array([e.ts_ns for e in depth], np.int64),
+            "is_ask": np.array([e.fields["side"] == "A" for e in depth], np.bool_),
+            "is_delete": np.array([e.fields["action"] == "delete" for e in depth], np.bool_),
+            "mmid": np.array(
+                [strings.code(str(e.fields.get("mmid", ""))) for e in depth], np.int32
+            ),
+            "order_id": np.array([int(e.fields.get("order_id", 0)) for e in depth], np.int64),
+            "price": np.array([float(e.fields.get("price") or 0.0) for e in depth], np.float64),
+            "size": np.array([int(e.fields.get("size") or 0) for e in depth], np.int32),
+        }
+        return cls(cols, strings.values)
+
+    @classmethod
+    def from_columns(cls, depth: Any) -> DepthEvents:
+        """From the generator's depth columns (Nasdaq MMID rows: no order ids)."""
+        if depth is None:
+            return cls.empty()
+        n = len(depth.ts)
+        cols = {
+            "ts_ns": np.asarray(depth.ts),
+            "is_ask": np.asarray(depth.side) == 1,
+            "is_delete": np.asarray(depth.delete),
+            "mmid": np.asarray(depth.row),
+            "order_id": np.zeros(n, np.int64),
+            "price": np.asarray(depth.price),
+            "size": np.asarray(depth.size),
+        }
+        return cls(cols, list(depth.mmids))
+
+    @classmethod
+    def empty(cls) -> DepthEvents:
+        cols = {
+            name: np.zeros(0)
+            for name in ("ts_ns", "is_ask", "is_delete", "mmid", "order_id", "price", "size")
+        }
+        return cls(cols, [])
 
     def __len__(self) -> int:
         return int(self.ts_ns.size)
@@ -244,7 +325,7 @@ class DepthEvents:
         start = index - index % CHUNK
         if start != self._chunk_start:
             sl = slice(start, min(start + CHUNK, len(self)))
-            names = self._mmids.values
+            names = self._mmid_texts
             self._chunk = [
                 DepthEventRow(
                     ts,
