@@ -1,0 +1,497 @@
+"""Completeness by sequence (contract 5): received, gaps, duplicates, reordering; loss vs sent.
+
+Sequences are tracked per key (symbol, family). The family of a record comes from its type
+through a configurable table; by default the reference core's trade and quote records share
+one family ("l1", both carry the symbol's IQFeed TickID) and depth has its own ("l2", the
+core's per-symbol Level 2 counter).
+
+Per key the state is exact and compact: lowest and highest seq seen, counters, and the HOLES
+-- missing seq ranges inside [low, high] as sorted, disjoint (first, last) intervals -- rather
+than the seqs seen. An in-order stream (the normal case) has no holes; a gap is one interval
+whatever its size; a late arrival fills or splits one. Memory bound: at most `MAX_HOLES`
+intervals per key (about 100 bytes each, so <= ~25 KB per key and ~25 MB for 990 keys in the
+worst case, 0 when nothing is lost or reordered). Past the bound the lowest holes are
+forgotten: their seqs stay counted as gaps (`forgotten`), and a later arrival at or below the
+highest forgotten seq is counted `ambiguous` (a late fill or a duplicate; it cannot tell).
+
+`SequenceTracker.update()` is vectorised per batch: records are stably sorted by key and a
+key's run of seqs that continues its previous highest seq by exactly +1 is applied with a few
+numpy operations for all keys at once; only keys with an anomaly in the batch (gap, duplicate,
+reorder) go through the per-record path. `snapshot()` gives `Completeness`, pure data that
+merges (`a + b`, exact unless holes were forgotten) and serialises to JSON.
+
+`compare()` sets what arrived against what feed_sim says it sent (feed_sim.stats.StageCounters).
+"""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_right
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from itertools import repeat
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from feed_sim.stats import StageCounters
+
+DEFAULT_FAMILIES: Mapping[str, str] = {"trade": "l1", "quote": "l1", "depth": "l2"}
+"""Record type -> sequence family (types not listed are their own family)."""
+SENT_TABLES: Mapping[str, str] = {"level1": "l1", "level2": "l2"}
+"""StageCounters table -> family."""
+SEQ_ALIGNED: tuple[str, ...] = ("l1",)
+"""Families whose record seq is the seq feed_sim counted (the TickID), so loss can be counted
+inside feed_sim's [first_seq, last_seq] of the stage."""
+MAX_HOLES = 256
+FAMILY_SLOTS = 16
+"""Families a tracker keeps apart; types beyond that share the family OTHER_FAMILY."""
+OTHER_FAMILY = "other"
+
+Key = tuple[str, str]
+Span = tuple[int, int]
+_FRESH = np.iinfo(np.int64).min
+
+
+@dataclass
+class KeyState:
+    """What arrived for one (symbol, family) key."""
+
+    received: int = 0
+    """Records, duplicates included."""
+    unique: int = 0
+    duplicates: int = 0
+    out_of_order: int = 0
+    """Unique records that arrived after a higher seq of their key (late fills)."""
+    low: int = 0
+    high: int = -1
+    holes: list[Span] = field(default_factory=list)
+    forgotten: int = 0
+    forgotten_upto: int = _FRESH
+    ambiguous: int = 0
+
+    @property
+    def gaps(self) -> int:
+        """Seqs missing inside [low, high]."""
+        return sum(b - a + 1 for a, b in self.holes) + self.forgotten
+
+    def seen_spans(self) -> list[Span]:
+        """Seq ranges received (forgotten holes count as received here)."""
+        if self.received == 0:
+            return []
+        spans, cur = [], self.low
+        for a, b in self.holes:
+            if a > cur:
+                spans.append((cur, a - 1))
+            cur = b + 1
+        if cur <= self.high:
+            spans.append((cur, self.high))
+        return spans
+
+    def received_within(self, first: int, last: int) -> int:
+        """Distinct seqs received inside [first, last]."""
+        return sum(max(0, min(b, last) - max(a, first) + 1) for a, b in self.seen_spans())
+
+    def note(self, seq: int) -> None:
+        """Apply one arrival (the per-record path)."""
+        self.received += 1
+        if self.received == 1:
+            self.low = self.high = seq
+            self.unique = 1
+            return
+        if seq > self.high:
+            if seq > self.high + 1:
+                self.holes.append((self.high + 1, seq - 1))
+            self.high = seq
+        elif seq < self.low:
+            if seq < self.low - 1:
+                self.holes.insert(0, (seq + 1, self.low - 1))
+            self.low = seq
+            self.out_of_order += 1
+        else:
+            i = bisect_right(self.holes, (seq, math.inf)) - 1
+            if i >= 0 and self.holes[i][0] <= seq <= self.holes[i][1]:
+                a, b = self.holes[i]
+                self.holes[i : i + 1] = [s for s in ((a, seq - 1), (seq + 1, b)) if s[0] <= s[1]]
+                self.out_of_order += 1
+            elif seq <= self.forgotten_upto:
+                self.ambiguous += 1
+                return
+            else:
+                self.duplicates += 1
+                return
+        self.unique += 1
+        self._cap()
+
+    def _cap(self) -> None:
+        while len(self.holes) > MAX_HOLES:
+            a, b = self.holes.pop(0)
+            self.forgotten += b - a + 1
+            self.forgotten_upto = max(self.forgotten_upto, b)
+
+    def __add__(self, other: KeyState) -> KeyState:
+        if other.received == 0:
+            return _copy(self)
+        if self.received == 0:
+            return _copy(other)
+        mine, theirs = self.seen_spans(), other.seen_spans()
+        union = _union(mine + theirs)
+        size = sum(b - a + 1 for a, b in union)
+        overlap = _size(mine) + _size(theirs) - size
+        low, high = min(self.low, other.low), max(self.high, other.high)
+        total = KeyState(
+            received=self.received + other.received,
+            unique=self.unique + other.unique - overlap,
+            duplicates=self.duplicates + other.duplicates + overlap,
+            out_of_order=self.out_of_order + other.out_of_order,
+            low=low,
+            high=high,
+            holes=_complement(union, low, high),
+            forgotten=self.forgotten + other.forgotten,
+            forgotten_upto=max(self.forgotten_upto, other.forgotten_upto),
+            ambiguous=self.ambiguous + other.ambiguous,
+        )
+        total._cap()
+        return total
+
+    def to_json(self) -> list[Any]:
+        return [
+            self.received,
+            self.unique,
+            self.duplicates,
+            self.out_of_order,
+            self.low,
+            self.high,
+            [list(h) for h in self.holes],
+            self.forgotten,
+            self.forgotten_upto,
+            self.ambiguous,
+        ]
+
+    @classmethod
+    def from_json(cls, data: Sequence[Any]) -> KeyState:
+        rec, uniq, dup, ooo, low, high, holes, forgotten, upto, amb = data
+        return cls(rec, uniq, dup, ooo, low, high, [(a, b) for a, b in holes], forgotten, upto, amb)
+
+
+def _copy(state: KeyState) -> KeyState:
+    return KeyState.from_json(state.to_json())
+
+
+def _size(spans: Iterable[Span]) -> int:
+    return sum(b - a + 1 for a, b in spans)
+
+
+def _union(spans: list[Span]) -> list[Span]:
+    out: list[Span] = []
+    for a, b in sorted(spans):
+        if out and a <= out[-1][1] + 1:
+            out[-1] = (out[-1][0], max(out[-1][1], b))
+        else:
+            out.append((a, b))
+    return out
+
+
+def _complement(spans: list[Span], low: int, high: int) -> list[Span]:
+    holes, cur = [], low
+    for a, b in spans:
+        if a > cur:
+            holes.append((cur, a - 1))
+        cur = b + 1
+    if cur <= high:
+        holes.append((cur, high))
+    return holes
+
+
+@dataclass
+class Completeness:
+    """Per-key sequence states of a stage; pure data, merges with `+`."""
+
+    keys: dict[Key, KeyState] = field(default_factory=dict)
+    malformed: int = 0
+
+    def __add__(self, other: Completeness) -> Completeness:
+        total = Completeness(malformed=self.malformed + other.malformed)
+        for key in self.keys.keys() | other.keys.keys():
+            total.keys[key] = self.keys.get(key, KeyState()) + other.keys.get(key, KeyState())
+        return total
+
+    def totals(self) -> dict[str, int]:
+        """Sums over all keys."""
+        names = ("received", "unique", "duplicates", "out_of_order", "gaps", "ambiguous")
+        sums = {n: sum(int(getattr(s, n)) for s in self.keys.values()) for n in names}
+        sums["keys"] = len(self.keys)
+        sums["malformed"] = self.malformed
+        return sums
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "malformed": self.malformed,
+            "keys": {f"{s}|{f}": state.to_json() for (s, f), state in sorted(self.keys.items())},
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Completeness:
+        keys: dict[Key, KeyState] = {}
+        for name, state in data["keys"].items():
+            symbol, _, family = name.rpartition("|")
+            keys[(symbol, family)] = KeyState.from_json(state)
+        return cls(keys, int(data["malformed"]))
+
+
+class SequenceTracker:
+    """Tracks per-key sequences from decoded batches; `snapshot()` gives Completeness."""
+
+    def __init__(self, families: Mapping[str, str] = DEFAULT_FAMILIES) -> None:
+        self.families = dict(families)
+        self._symbol_ids: dict[str, int] = {}
+        self._symbols: list[str] = []
+        self._family_ids: dict[str, int] = {}
+        """Record type -> family slot."""
+        self._family_names: list[str] = []
+        self._high = np.zeros(0, dtype=np.int64)
+        self._low = np.zeros(0, dtype=np.int64)
+        self._count = np.zeros(0, dtype=np.int64)
+        self._slow: dict[int, KeyState] = {}
+        """Per-record states of keys that had an anomaly (the fast path's counts fold in)."""
+        self.malformed = 0
+
+    def _symbol_id(self, symbol: str) -> int:
+        known = self._symbol_ids.get(symbol)
+        if known is not None:
+            return known
+        sid = self._symbol_ids[symbol] = len(self._symbols)
+        self._symbols.append(symbol)
+        if sid * FAMILY_SLOTS >= self._high.size:
+            grow = max(64, len(self._symbols)) * FAMILY_SLOTS
+            self._high = np.concatenate([self._high, np.full(grow, _FRESH, np.int64)])
+            self._low = np.concatenate([self._low, np.zeros(grow, np.int64)])
+            self._count = np.concatenate([self._count, np.zeros(grow, np.int64)])
+        return sid
+
+    def _family_id(self, type_: str) -> int:
+        known = self._family_ids.get(type_)
+        if known is not None:
+            return known
+        family = self.families.get(type_, type_)
+        if family not in self._family_names:
+            if len(self._family_names) == FAMILY_SLOTS - 1:
+                family = OTHER_FAMILY
+            if family not in self._family_names:
+                self._family_names.append(family)
+        fid = self._family_ids[type_] = self._family_names.index(family)
+        return fid
+
+    def key_ids(self, symbols: Sequence[str], types: Sequence[str]) -> npt.NDArray[np.int64]:
+        """Key id of each record: symbol id * FAMILY_SLOTS + family slot (registering new ones)."""
+        n = len(symbols)
+        sids = np.fromiter(map(self._symbol_ids.get, symbols, repeat(-1)), np.int64, n)
+        if n and sids.min() < 0:
+            sids = np.fromiter(map(self._symbol_id, symbols), np.int64, n)
+        fids = np.fromiter(map(self._family_ids.get, types, repeat(-1)), np.int64, n)
+        if n and fids.min() < 0:
+            fids = np.fromiter(map(self._family_id, types), np.int64, n)
+        kid: npt.NDArray[np.int64] = sids * FAMILY_SLOTS + fids
+        return kid
+
+    def _key(self, kid: int) -> Key:
+        return self._symbols[kid // FAMILY_SLOTS], self._family_names[kid % FAMILY_SLOTS]
+
+    def update(
+        self, symbols: Sequence[str], types: Sequence[str], seq: npt.ArrayLike, malformed: int = 0
+    ) -> None:
+        """Apply one batch of records (arrival order)."""
+        self.malformed += malformed
+        seqs = np.asarray(seq, dtype=np.int64)
+        if seqs.size == 0:
+            return
+        kid = self.key_ids(symbols, types)
+        order = np.argsort(kid, kind="stable")
+        k, s = kid[order], seqs[order]
+        starts = np.empty(k.size, dtype=bool)
+        starts[0] = True
+        np.not_equal(k[1:], k[:-1], out=starts[1:])
+        prev = np.empty_like(s)
+        prev[1:] = s[:-1]
+        prev[starts] = self._high[k[starts]]
+        fresh = starts & (prev == _FRESH)
+        prev[fresh] = s[fresh] - 1
+        bad = s != prev + 1
+        if bad.any():
+            slow = np.isin(k, np.unique(k[bad]))
+            fast = ~slow
+            self._fast_path(k[fast], s[fast], fresh[fast])
+            self._slow_path(k[slow], s[slow])
+        else:
+            self._fast_path(k, s, fresh)
+
+    def _fast_path(
+        self, k: npt.NDArray[np.int64], s: npt.NDArray[np.int64], fresh: npt.NDArray[np.bool_]
+    ) -> None:
+        """Runs (sorted by key) that continue each key's highest seq by +1."""
+        if k.size == 0:
+            return
+        self._low[k[fresh]] = s[fresh]
+        ends = np.empty(k.size, dtype=bool)
+        ends[-1] = True
+        np.not_equal(k[1:], k[:-1], out=ends[:-1])
+        self._high[k[ends]] = s[ends]
+        self._count += np.bincount(k, minlength=self._count.size)[: self._count.size]
+
+    def _slow_path(self, k: npt.NDArray[np.int64], s: npt.NDArray[np.int64]) -> None:
+        """Records of keys with an anomaly in the batch, one by one in arrival order."""
+        touched: dict[int, KeyState] = {}
+        for kid, seq in zip(k.tolist(), s.tolist(), strict=True):
+            state = touched.get(kid)
+            if state is None:
+                state = touched[kid] = self._fold(kid)
+            state.note(seq)
+        for kid, state in touched.items():
+            self._high[kid] = state.high
+
+    def _fold(self, kid: int) -> KeyState:
+        """The key's per-record state with the fast path's counts folded in."""
+        state = self._slow.get(kid)
+        if state is None:
+            state = self._slow[kid] = KeyState()
+        self._fold_into(state, kid)
+        self._count[kid] = 0
+        return state
+
+    def _fold_into(self, state: KeyState, kid: int) -> None:
+        count = int(self._count[kid])
+        if count:
+            if state.received == 0:
+                state.low = int(self._low[kid])
+            state.received += count
+            state.unique += count
+            state.high = int(self._high[kid])
+
+    def snapshot(self) -> Completeness:
+        """Pure-data copy of the state so far."""
+        keys = {}
+        kids = set(np.flatnonzero(self._high != _FRESH).tolist()) | set(self._slow)
+        for kid in sorted(kids):
+            state = self._slow.get(kid)
+            state = KeyState() if state is None else _copy(state)
+            self._fold_into(state, kid)
+            keys[self._key(kid)] = state
+        return Completeness(keys, self.malformed)
+
+
+@dataclass
+class SymbolLoss:
+    """Sent vs received for one (symbol, family) key of a stage."""
+
+    symbol: str
+    family: str
+    sent: int
+    received: int
+    tolerance: int
+
+    @property
+    def lost(self) -> int:
+        return max(0, self.sent - self.received)
+
+
+@dataclass
+class LossReport:
+    """Sent vs received over a stage (see `compare`)."""
+
+    rows: list[SymbolLoss]
+    unexpected: list[Key]
+    """Keys that arrived but feed_sim did not send in this stage."""
+
+    @property
+    def sent(self) -> int:
+        return sum(r.sent for r in self.rows)
+
+    @property
+    def lost(self) -> int:
+        return sum(r.lost for r in self.rows)
+
+    @property
+    def lost_beyond_tolerance(self) -> int:
+        return sum(max(0, r.lost - r.tolerance) for r in self.rows)
+
+    @property
+    def loss_ratio(self) -> float:
+        """(sent - received_unique) / sent, received capped at sent per key."""
+        return self.lost / self.sent if self.sent else 0.0
+
+    @property
+    def loss_ratio_beyond_tolerance(self) -> float:
+        """Loss not explained by messages in flight at the stage boundary (the threshold input)."""
+        return self.lost_beyond_tolerance / self.sent if self.sent else 0.0
+
+    def to_json(self, worst: int = 20) -> dict[str, Any]:
+        ranked = sorted(self.rows, key=lambda r: (-r.lost, r.symbol))[:worst]
+        return {
+            "sent": self.sent,
+            "received": sum(min(r.received, r.sent) for r in self.rows),
+            "lost": self.lost,
+            "lost_beyond_tolerance": self.lost_beyond_tolerance,
+            "loss_ratio": self.loss_ratio,
+            "loss_ratio_beyond_tolerance": self.loss_ratio_beyond_tolerance,
+            "missing_keys": sorted(f"{r.symbol}|{r.family}" for r in self.rows if r.received == 0),
+            "unexpected_keys": sorted(f"{s}|{f}" for s, f in self.unexpected),
+            "worst": [
+                {
+                    "symbol": r.symbol,
+                    "family": r.family,
+                    "sent": r.sent,
+                    "received": r.received,
+                    "lost": r.lost,
+                    "tolerance": r.tolerance,
+                }
+                for r in ranked
+                if r.lost
+            ],
+        }
+
+
+def compare(
+    received: Completeness,
+    sent: StageCounters,
+    *,
+    in_flight_s: float = 1.0,
+    tables: Mapping[str, str] = SENT_TABLES,
+    seq_aligned: Iterable[str] = SEQ_ALIGNED,
+) -> LossReport:
+    """Per key sent vs received_unique; loss = (sent - received_unique) / sent.
+
+    For seq-aligned families the received count is the distinct seqs inside the
+    [first_seq, last_seq] feed_sim sent in the stage, so records of the previous stage that
+    arrived late do not count; pass the merge of this stage's and the next stage's
+    Completeness to count this stage's own late records. Other families compare plain counts.
+
+    Tolerance: feed_sim closes its stage counters at the boundary by its own clock, the
+    collector by observation time, so messages sent just before the boundary may still be in
+    flight (socket buffers, SUT queues, Kafka) when the stage's completeness is taken. Per key
+    the tolerance is the key's sent rate times `in_flight_s` (rounded up), i.e. what can be
+    in flight if the pipeline's lag is below `in_flight_s`; loss within it is reported but
+    only `lost_beyond_tolerance` counts against a loss threshold. For count families the
+    previous stage's spill also arrives here and offsets its own in-flight tail.
+    """
+    aligned = set(seq_aligned)
+    duration_s = max(0.0, (sent.ended_ns - sent.started_ns) / 1e9)
+    rows: list[SymbolLoss] = []
+    expected: set[Key] = set()
+    for table_name, family in tables.items():
+        table = getattr(sent, table_name)
+        for symbol, count in table.items():
+            if count.sent == 0:
+                continue
+            key = (symbol, family)
+            expected.add(key)
+            state = received.keys.get(key, KeyState())
+            if family in aligned:
+                got = state.received_within(count.first_seq, count.last_seq)
+            else:
+                got = state.unique
+            rate = count.sent / duration_s if duration_s > 0 else 0.0
+            tolerance = math.ceil(rate * in_flight_s)
+            rows.append(SymbolLoss(symbol, family, count.sent, got, tolerance))
+    unexpected = sorted(k for k, s in received.keys.items() if k not in expected and s.received)
+    return LossReport(sorted(rows, key=lambda r: (r.symbol, r.family)), unexpected)

@@ -1,0 +1,293 @@
+"""Per-stage lag histograms of the collector (contracts 3 and 6) and their batch recorder.
+
+All values are microseconds (ns differences floor-divided by 1000) in `harness.hdr` histograms.
+For one record: intended = the exchange time feed_sim stamped (contract 2), recv = the SUT's
+socket-read stamp, produced = the SUT's hand-over to the Kafka producer, observed = when the
+collector saw the record.
+
+- `total`: observed - intended. CO-corrected: measured from when the message was SCHEDULED,
+  so time a message waited anywhere (generator, socket buffer, SUT queues, Kafka) counts.
+- `total_uncorrected`: observed - recv. The number a system measuring from its own reception
+  would report: it starts the clock when the SUT read the message, so time the message spent
+  queued BEFORE the read (a stalled reader, a full socket buffer) is invisible -- coordinated
+  omission. A 500 ms reader stall shows in `total` for every message scheduled during it, but
+  not here. Unavailable (not recorded, counted in `unavailable`) when the SUT record has no
+  recv_ns. (Contract 6's "from actual send time" would need feed_sim's per-message write time,
+  which the record does not carry; recv is the earliest SUT-side stamp.)
+- per hop: `network` = recv - intended, `processing` = produced - recv, `kafka` = observed -
+  produced; each recorded only for records carrying both of its stamps.
+
+A stamp of 0 means "absent" (e.g. a Nasdaq Level 2 delete has no exchange time). Negative
+values (clock skew between hosts or stamps) are clamped to 0 and counted in `negative`; values
+above 60 s are clamped to 60 s and counted in `overflow`.
+
+`StageMeasure` is pure data: it merges (`a + b`, histograms added, never percentiles averaged)
+and round-trips through JSON (`to_json` / `from_json`) to move between processes. It also
+holds 1 s interval histograms of `total` and `total_uncorrected`, keyed by the second of the
+observed time and stored encoded (compressed base64, about 1 KB each) for the .hlog.
+
+`Recorder` fills a StageMeasure from numpy batches with `harness.hdr.record_many`, one
+vectorised step per histogram and batch; it keeps the current interval seconds open and seals
+older ones, and answers the live "last second p99" for progress output.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from hdrh.histogram import HdrHistogram
+
+from harness.hdr import decode, encode, new_histogram, percentiles, record_many
+
+MEASURES: tuple[str, ...] = ("total", "total_uncorrected", "network", "processing", "kafka")
+INTERVAL_MEASURES: tuple[str, ...] = ("total", "total_uncorrected")
+NS_PER_S = 1_000_000_000
+OPEN_SECONDS = 2
+"""Interval seconds kept open behind the newest observed second before they are sealed."""
+
+I64 = npt.NDArray[np.int64]
+
+
+def _zeros() -> dict[str, int]:
+    return dict.fromkeys(MEASURES, 0)
+
+
+def _histograms() -> dict[str, HdrHistogram]:
+    return {m: new_histogram() for m in MEASURES}
+
+
+def _intervals() -> dict[str, dict[int, str]]:
+    return {m: {} for m in INTERVAL_MEASURES}
+
+
+def _sum(a: dict[str, int], b: dict[str, int]) -> dict[str, int]:
+    return {k: a.get(k, 0) + b.get(k, 0) for k in a.keys() | b.keys()}
+
+
+def _add_encoded(a: str | None, b: str | None) -> str:
+    hist = new_histogram()
+    for code in (a, b):
+        if code is not None:
+            hist.add(decode(code))
+    return encode(hist)
+
+
+@dataclass
+class StageMeasure:
+    """Lag histograms of one stage (or a part of one, from one collector process)."""
+
+    label: str = ""
+    histograms: dict[str, HdrHistogram] = field(default_factory=_histograms)
+    intervals: dict[str, dict[int, str]] = field(default_factory=_intervals)
+    """measure -> epoch second of the observed time -> encoded interval histogram."""
+    messages: int = 0
+    negative: dict[str, int] = field(default_factory=_zeros)
+    overflow: dict[str, int] = field(default_factory=_zeros)
+    unavailable: dict[str, int] = field(default_factory=_zeros)
+    first_observed_ns: int = 0
+    last_observed_ns: int = 0
+
+    def __add__(self, other: StageMeasure) -> StageMeasure:
+        total = StageMeasure(self.label or other.label)
+        for name in MEASURES:
+            total.histograms[name].add(self.histograms[name])
+            total.histograms[name].add(other.histograms[name])
+        for name in INTERVAL_MEASURES:
+            mine, theirs = self.intervals[name], other.intervals[name]
+            for second in sorted(mine.keys() | theirs.keys()):
+                a, b = mine.get(second), theirs.get(second)
+                both = a is not None and b is not None
+                total.intervals[name][second] = _add_encoded(a, b) if both else (a or b or "")
+        total.messages = self.messages + other.messages
+        total.negative = _sum(self.negative, other.negative)
+        total.overflow = _sum(self.overflow, other.overflow)
+        total.unavailable = _sum(self.unavailable, other.unavailable)
+        firsts = [t for t in (self.first_observed_ns, other.first_observed_ns) if t]
+        total.first_observed_ns = min(firsts) if firsts else 0
+        total.last_observed_ns = max(self.last_observed_ns, other.last_observed_ns)
+        return total
+
+    def interval_histograms(self, name: str = "total") -> list[tuple[int, HdrHistogram]]:
+        """(epoch second, histogram) of one interval measure, in time order."""
+        return [(s, decode(code)) for s, code in sorted(self.intervals[name].items())]
+
+    def percentiles(self) -> dict[str, dict[str, int]]:
+        """P50/P95/P99/P99.9/max/count (us) of every measure."""
+        return {name: percentiles(hist) for name, hist in self.histograms.items()}
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "label": self.label,
+            "messages": self.messages,
+            "histograms": {name: encode(hist) for name, hist in self.histograms.items()},
+            "intervals": {
+                name: {str(s): code for s, code in sorted(table.items())}
+                for name, table in self.intervals.items()
+            },
+            "negative": dict(self.negative),
+            "overflow": dict(self.overflow),
+            "unavailable": dict(self.unavailable),
+            "first_observed_ns": self.first_observed_ns,
+            "last_observed_ns": self.last_observed_ns,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> StageMeasure:
+        intervals = _intervals()
+        for name, table in data["intervals"].items():
+            intervals[name] = {int(s): code for s, code in table.items()}
+        return cls(
+            label=data["label"],
+            histograms={name: decode(code) for name, code in data["histograms"].items()},
+            intervals=intervals,
+            messages=data["messages"],
+            negative=dict(data["negative"]),
+            overflow=dict(data["overflow"]),
+            unavailable=dict(data["unavailable"]),
+            first_observed_ns=data["first_observed_ns"],
+            last_observed_ns=data["last_observed_ns"],
+        )
+
+
+class Recorder:
+    """Records batches of stamps into a StageMeasure; `take()` hands it over and starts anew."""
+
+    def __init__(
+        self, label: str = "", clock: Callable[[], int] = time.time_ns, flush_at: int = 4096
+    ) -> None:
+        self._measure = StageMeasure(label)
+        self._clock = clock
+        self._open: dict[str, dict[int, HdrHistogram]] = {m: {} for m in INTERVAL_MEASURES}
+        self._flush_at = flush_at
+        self._pending: list[tuple[I64, I64, I64, I64]] = []
+        self._pending_n = 0
+
+    @property
+    def measure(self) -> StageMeasure:
+        """The measure so far (pending records flushed; open intervals not yet sealed)."""
+        self.flush()
+        return self._measure
+
+    def record(
+        self,
+        exchange_ns: npt.ArrayLike,
+        recv_ns: npt.ArrayLike,
+        produced_ns: npt.ArrayLike,
+        observed_ns: npt.ArrayLike,
+    ) -> None:
+        """Record one batch of records' stamps (ns since the epoch; 0 = absent).
+
+        Small batches are buffered up to `flush_at` records (numpy's per-call cost dominates
+        below that); `measure`, `take()` and `live_p99_us()` flush first.
+        """
+        n = max(np.size(a) for a in (exchange_ns, recv_ns, produced_ns, observed_ns))
+        if n == 0:
+            return
+        columns = tuple(
+            np.broadcast_to(np.asarray(a, dtype=np.int64), (n,))
+            for a in (exchange_ns, recv_ns, produced_ns, observed_ns)
+        )
+        self._pending.append(columns)  # type: ignore[arg-type]
+        self._pending_n += n
+        if self._pending_n >= self._flush_at:
+            self.flush()
+
+    def flush(self) -> None:
+        """Record the buffered batches now."""
+        if not self._pending:
+            return
+        if len(self._pending) == 1:
+            exchange, recv, produced, observed = self._pending[0]
+        else:
+            exchange, recv, produced, observed = (
+                np.concatenate(column) for column in zip(*self._pending, strict=True)
+            )
+        self._pending.clear()
+        self._pending_n = 0
+        self._record(exchange, recv, produced, observed)
+
+    def _record(self, exchange: I64, recv: I64, produced: I64, observed: I64) -> None:
+        n = observed.size
+        measure = self._measure
+        measure.messages += n
+        if not measure.first_observed_ns:
+            measure.first_observed_ns = int(observed.min())
+        measure.last_observed_ns = max(measure.last_observed_ns, int(observed.max()))
+
+        has_ex, has_recv, has_prod = exchange != 0, recv != 0, produced != 0
+        total = self._values("total", observed - exchange, has_ex)
+        uncorrected = self._values("total_uncorrected", observed - recv, has_recv)
+        self._values("network", recv - exchange, has_ex & has_recv)
+        self._values("processing", produced - recv, has_recv & has_prod)
+        self._values("kafka", observed - produced, has_prod)
+        seconds = observed // NS_PER_S
+        self._interval("total", total, seconds, has_ex)
+        self._interval("total_uncorrected", uncorrected, seconds, has_recv)
+        self._seal(int(seconds.max()) - OPEN_SECONDS)
+
+    def _values(self, name: str, diff_ns: I64, present: npt.NDArray[np.bool_]) -> I64:
+        """Record diff_ns (where present) as us; returns the recorded us values."""
+        all_present = bool(present.all())
+        values: I64 = (diff_ns if all_present else diff_ns[present]) // 1000
+        if not all_present:
+            self._measure.unavailable[name] += int(present.size - values.size)
+        if values.size == 0:
+            return values
+        negative = int(np.count_nonzero(values < 0))
+        clamped = record_many(self._measure.histograms[name], values)
+        self._measure.negative[name] += negative
+        self._measure.overflow[name] += clamped - negative
+        return values
+
+    def _interval(
+        self, name: str, values: I64, seconds: I64, present: npt.NDArray[np.bool_]
+    ) -> None:
+        if values.size == 0:
+            return
+        secs = seconds if values.size == seconds.size else seconds[present]
+        first, last = int(secs.min()), int(secs.max())
+        if first == last:
+            record_many(self._open_histogram(name, first), values)
+            return
+        for second in np.unique(secs):
+            record_many(self._open_histogram(name, int(second)), values[secs == second])
+
+    def _open_histogram(self, name: str, second: int) -> HdrHistogram:
+        table = self._open[name]
+        hist = table.get(second)
+        if hist is None:
+            sealed = self._measure.intervals[name].pop(second, None)
+            hist = new_histogram()
+            if sealed is not None:  # a straggler for a sealed second: reopen it
+                hist.add(decode(sealed))
+            table[second] = hist
+        return hist
+
+    def _seal(self, before: int | None = None) -> None:
+        """Encode open interval histograms of seconds <= `before` (all if None)."""
+        for name, table in self._open.items():
+            for second in [s for s in table if before is None or s <= before]:
+                self._measure.intervals[name][second] = encode(table.pop(second))
+
+    def live_p99_us(self) -> int | None:
+        """P99 (us) of `total` over the last completed second of the clock, if any arrived."""
+        self.flush()
+        second = self._clock() // NS_PER_S - 1
+        hist = self._open["total"].get(second)
+        if hist is not None:
+            return int(hist.get_value_at_percentile(99))
+        code = self._measure.intervals["total"].get(second)
+        return None if code is None else int(decode(code).get_value_at_percentile(99))
+
+    def take(self, label: str | None = None) -> StageMeasure:
+        """The measure recorded so far (intervals sealed); recording continues in a new one."""
+        self.flush()
+        self._seal()
+        done = self._measure
+        self._measure = StageMeasure(done.label if label is None else label)
+        return done

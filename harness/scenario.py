@@ -1,0 +1,740 @@
+"""The scenario format of `harness run` (see scenarios/README.md): schema, loading, hashing.
+
+Owns the pydantic schema of a scenario YAML file (extra keys forbidden everywhere), its
+defaults (the readiness review's production targets, from `harness.defaults`), the semantic
+checks that need more than one key (stages strictly increasing and within the universe, tapes
+present for tape sources, bootstrap for external Kafka, known command placeholders), and
+`load_scenario()`, whose `ScenarioError` names the file, the key path (`stages[2].hold_s`),
+the line and what is wrong -- for YAML syntax errors and duplicate keys too.
+
+Relative paths in a scenario (symbols_file, tapes, outputs.dir) are relative to the project
+checkout (`harness.paths.repo_root()`); `Scenario.resolve()` makes them absolute.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import string
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Final, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    field_validator,
+)
+
+from harness.defaults import (
+    FEED_PORTS,
+    FEED_TOPICS,
+    STAGES,
+    TARGET_MEMORY_GB,
+    TARGET_P95_MS,
+    TARGET_P99_MS,
+)
+from harness.paths import repo_root
+
+DEFAULT_SYMBOLS_FILE: Final = Path("config/production_symbols.json")
+DEFAULT_RATE_PER_SYMBOL_HZ: Final = 100.0
+"""The review's assumption: 100 msg/s per symbol, 100 x 495 = 49,500 ~ TARGET_MSG_RATE."""
+DEFAULT_WARMUP_S: Final = 30.0
+DEFAULT_HOLD_S: Final = 120.0
+DEFAULT_CONTROL_PORT: Final = 8765  # feed_sim.control.DEFAULT_CONTROL_PORT
+
+COMMAND_PLACEHOLDERS: Final[frozenset[str]] = frozenset(
+    {
+        "feed_host",  # feed_sim's interface (IQConnect host)
+        "level1_port",
+        "level2_port",
+        "admin_port",
+        "lookup_port",
+        "bootstrap",  # Kafka bootstrap servers
+        "symbols_file",  # JSON list of the current stage's tickers, rewritten before each reload
+        "universe_file",  # the scenario's symbols_file (all symbols, tiers, partitions)
+        "symbol_count",
+        "admin_url",  # the SUT's admin URL (sut.admin_url), if any
+        "topics",  # comma-separated topics the collector reads
+        "run_dir",  # results/<run>/ of this run
+    }
+)
+"""Placeholders a `sut.command` template may use."""
+
+HOOK_PLACEHOLDERS: Final[frozenset[str]] = COMMAND_PLACEHOLDERS | {
+    "failed_stage",  # label of the stage that broke a threshold
+    "good_stage",  # label of the stage rolled back to ("" if none)
+    "outcome",  # "pending" at rollback_started; "held" / "not_restored" at verify_done
+}
+"""Placeholders a `rollback.hook` template may use."""
+
+
+class ScenarioError(ValueError):
+    """An invalid scenario; the message names the file, key path, line and problem."""
+
+    def __init__(self, file: Path, problems: Sequence[Problem]) -> None:
+        self.file = file
+        self.problems = list(problems)
+        lines = [problem.render(file) for problem in self.problems]
+        head = lines[0] if len(lines) == 1 else f"{file}: {len(lines)} problems"
+        body = "" if len(lines) == 1 else "\n  " + "\n  ".join(lines)
+        super().__init__(head + body)
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One thing wrong with a scenario: key path ("" = the whole document), message, line."""
+
+    path: str
+    message: str
+    line: int | None = None
+
+    def render(self, file: Path) -> str:
+        where = f"{file}:{self.line}" if self.line else str(file)
+        key = self.path or "(document)"
+        return f"{where}: {key}: {self.message}"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --- feed ---------------------------------------------------------------------------------
+
+
+class FixedRate(_Strict):
+    """Every active symbol at the same Level 1 rate."""
+
+    model: Literal["fixed"] = "fixed"
+    rate_per_symbol_hz: float = Field(default=DEFAULT_RATE_PER_SYMBOL_HZ, gt=0)
+
+
+class TierWeightedRate(_Strict):
+    """Symbol i at rate_per_symbol_hz x weight_i (weights from the symbols file, mean 1.0)."""
+
+    model: Literal["tier_weighted"] = "tier_weighted"
+    rate_per_symbol_hz: float = Field(default=DEFAULT_RATE_PER_SYMBOL_HZ, gt=0)
+
+
+class TapeTimingRate(_Strict):
+    """The tape's own inter-arrival times, sped up (or slowed down) by `speed`."""
+
+    model: Literal["tape_timing"] = "tape_timing"
+    speed: float = Field(default=1.0, gt=0)
+
+
+def _rate_tag(value: Any) -> str:
+    if isinstance(value, Mapping):
+        return str(value.get("model", "fixed"))
+    return str(getattr(value, "model", "fixed"))
+
+
+RateModel = Annotated[
+    Annotated[FixedRate, Tag("fixed")]
+    | Annotated[TierWeightedRate, Tag("tier_weighted")]
+    | Annotated[TapeTimingRate, Tag("tape_timing")],
+    Discriminator(
+        _rate_tag,
+        custom_error_type="rate_model",
+        custom_error_message="model must be one of fixed, tier_weighted, tape_timing",
+    ),
+]
+
+
+class GeneratedFeed(_Strict):
+    """The generated session feed_sim replays when `source: generated`."""
+
+    minutes: float = Field(default=30.0, ge=1, le=390)
+    seed: int = 20261125
+
+
+class FeedPorts(_Strict):
+    """feed_sim's IQConnect ports and its HTTP control port."""
+
+    level1: int = Field(default=FEED_PORTS["level1"], ge=1, le=65535)
+    level2: int = Field(default=FEED_PORTS["level2"], ge=1, le=65535)
+    admin: int = Field(default=FEED_PORTS["admin"], ge=1, le=65535)
+    lookup: int = Field(default=FEED_PORTS["lookup"], ge=1, le=65535)
+    control: int = Field(default=DEFAULT_CONTROL_PORT, ge=1, le=65535)
+
+
+class FeedConfig(_Strict):
+    """What feed_sim sends and how fast."""
+
+    source: Literal["generated", "tape", "amplified"] = "generated"
+    tapes: list[Path] = Field(default_factory=list)
+    generated: GeneratedFeed = GeneratedFeed()
+    rate: RateModel = FixedRate()
+    level2_rate_per_symbol_hz: float = Field(default=0.0, ge=0)
+    host: str = "127.0.0.1"
+    ports: FeedPorts = FeedPorts()
+
+
+# --- system under test --------------------------------------------------------------------
+
+
+class RecordMapping(_Strict):
+    """Where the collector finds its fields in the SUT's Kafka record values (contract 4).
+
+    Keys may be dotted paths into nested JSON; None = the core does not stamp that time.
+    Converts to `harness.collector.mapping.FieldMapping` with `field_mapping()`.
+    """
+
+    symbol: str = "symbol"
+    seq: str = "seq"
+    exchange_ns: str = "exchange_ns"
+    recv_ns: str | None = "recv_ns"
+    produced_ns: str | None = "produced_ns"
+    type: str | None = "type"
+    time_unit_ns: int = Field(default=1, ge=1)
+    topics: list[str] = Field(default_factory=lambda: list(FEED_TOPICS), min_length=1)
+
+    def field_mapping(self) -> Any:
+        """The collector's FieldMapping for these keys (imported lazily: numpy, orjson)."""
+        from harness.collector.mapping import FieldMapping
+
+        return FieldMapping.from_dict(self.model_dump(exclude={"topics"}))
+
+
+class ReloadConfig(_Strict):
+    """How a SUT learns the next stage's symbol set.
+
+    restart: stop and start the command with the new {symbols_file};
+    http: POST `url` with the JSON body {"symbols": [...]};
+    signal: rewrite {symbols_file}, then send `signal` to the process;
+    none: the SUT subscribes to the whole universe; only feed_sim's active symbols change.
+    """
+
+    method: Literal["restart", "http", "signal", "none"] = "restart"
+    url: str | None = None
+    signal: str = "SIGHUP"
+    timeout_s: float = Field(default=30.0, gt=0)
+
+    @field_validator("signal")
+    @classmethod
+    def _known_signal(cls, value: str) -> str:
+        import signal as signals
+
+        if not isinstance(getattr(signals, value, None), signals.Signals):
+            raise ValueError(f"unknown signal {value!r} (e.g. SIGHUP, SIGUSR1)")
+        return value
+
+
+def _check_template(template: str, known: frozenset[str]) -> str:
+    """The template unchanged if every {placeholder} is known; ValueError otherwise."""
+    try:
+        parsed = list(string.Formatter().parse(template))
+    except ValueError as exc:
+        raise ValueError(f"malformed template ({exc}); write literal braces as {{{{ }}}}") from exc
+    unknown = sorted({name for _, name, _, _ in parsed if name is not None and name not in known})
+    if unknown:
+        raise ValueError(
+            f"unknown placeholder(s) {', '.join('{' + n + '}' for n in unknown)}; "
+            f"known: {', '.join('{' + n + '}' for n in sorted(known))}"
+        )
+    return template
+
+
+class ReferenceSut(_Strict):
+    """Our ingestion core (`ingest`), started by the harness."""
+
+    kind: Literal["reference"] = "reference"
+    connections: int = Field(default=5, ge=1, le=64)
+    level2: bool = True
+    record_mapping: RecordMapping = RecordMapping()
+
+
+class CommandSut(_Strict):
+    """A user's core started from a command template (placeholders: COMMAND_PLACEHOLDERS)."""
+
+    kind: Literal["command"] = "command"
+    command: str = Field(min_length=1)
+    cwd: Path | None = None
+    env: dict[str, str] = Field(default_factory=dict)
+    admin_url: str | None = None
+    reload: ReloadConfig = ReloadConfig()
+    record_mapping: RecordMapping = RecordMapping()
+    startup_timeout_s: float = Field(default=60.0, gt=0)
+
+    @field_validator("command")
+    @classmethod
+    def _placeholders(cls, value: str) -> str:
+        return _check_template(value, COMMAND_PLACEHOLDERS)
+
+
+class ContainerSut(_Strict):
+    """A user's core in a container, run with the docker SDK."""
+
+    kind: Literal["container"] = "container"
+    image: str = Field(min_length=1)
+    command: str | None = None
+    env: dict[str, str] = Field(default_factory=dict)
+    network_mode: str = "host"
+    admin_url: str | None = None
+    reload: ReloadConfig = ReloadConfig()
+    record_mapping: RecordMapping = RecordMapping()
+    startup_timeout_s: float = Field(default=120.0, gt=0)
+
+    @field_validator("command")
+    @classmethod
+    def _placeholders(cls, value: str | None) -> str | None:
+        return None if value is None else _check_template(value, COMMAND_PLACEHOLDERS)
+
+
+class ExternalSut(_Strict):
+    """A core that is already running; the harness only feeds and observes it."""
+
+    kind: Literal["external"] = "external"
+    admin_url: str | None = None
+    metrics_url: str | None = None
+    pid: int | None = Field(default=None, ge=1)  # for RSS/CPU sampling when it runs on this host
+    reload: ReloadConfig = ReloadConfig(method="none")
+    record_mapping: RecordMapping = RecordMapping()
+
+
+def _sut_tag(value: Any) -> str | None:
+    kind = value.get("kind") if isinstance(value, Mapping) else getattr(value, "kind", None)
+    return None if kind is None else str(kind)
+
+
+SutConfig = Annotated[
+    Annotated[ReferenceSut, Tag("reference")]
+    | Annotated[CommandSut, Tag("command")]
+    | Annotated[ContainerSut, Tag("container")]
+    | Annotated[ExternalSut, Tag("external")],
+    Discriminator(
+        _sut_tag,
+        custom_error_type="sut_kind",
+        custom_error_message="kind must be one of reference, command, container, external",
+    ),
+]
+
+
+# --- infrastructure, stages, thresholds, rollback, outputs ---------------------------------
+
+
+class InfraConfig(_Strict):
+    """Where Kafka comes from: started locally, given (external) or the compose stack."""
+
+    mode: Literal["local", "external", "compose"] = "local"
+    brokers: Literal[1, 3] = 1
+    bootstrap: str | None = None
+    create_topics: bool = True
+
+
+class Stage(_Strict):
+    """One ramp stage: how many symbols, warm-up (not measured) and hold (measured)."""
+
+    symbols: int = Field(gt=0)
+    warmup_s: float = Field(default=DEFAULT_WARMUP_S, ge=0)
+    hold_s: float = Field(default=DEFAULT_HOLD_S, gt=0)
+    rate_per_symbol_hz: float | None = Field(default=None, gt=0)
+
+
+def _default_stages() -> list[Stage]:
+    return [Stage(symbols=n) for n in STAGES]
+
+
+class Thresholds(_Strict):
+    """Pass/fail limits of a stage (harness.thresholds evaluates them). None = not checked.
+
+    Lag limits are on the CO-corrected total lag (from the intended send time) and pass when
+    the measured percentile is strictly below the limit (the review's "< 50 ms"); the other
+    maxima pass when measured <= limit. `network_mbps_max` is off by default: the review's
+    ~50 Mbps is the load the pipeline must carry, not a ceiling (see scenarios/README.md).
+    """
+
+    total_lag_p95_ms: float | None = Field(default=TARGET_P95_MS, gt=0)
+    total_lag_p99_ms: float | None = Field(default=TARGET_P99_MS, gt=0)
+    network_lag_p99_ms: float | None = Field(default=None, gt=0)
+    processing_lag_p99_ms: float | None = Field(default=None, gt=0)
+    kafka_lag_p99_ms: float | None = Field(default=None, gt=0)
+    sut_rss_gb: float | None = Field(default=TARGET_MEMORY_GB, gt=0)
+    network_mbps_max: float | None = Field(default=None, gt=0)
+    loss_ratio_max: float = Field(default=0.0, ge=0, le=1)
+    duplicates_max: int = Field(default=0, ge=0)
+    achieved_rate_ratio_min: float = Field(default=0.99, gt=0, le=1)
+    generator_lateness_p99_ms_max: float = Field(default=1.0, gt=0)
+    min_samples: int = Field(default=100, ge=1)
+
+
+class RollbackConfig(_Strict):
+    """What happens when a stage fails (see harness.plan)."""
+
+    policy: Literal["step_back", "abort", "continue"] = "step_back"
+    settle_s: float = Field(default=10.0, ge=0)
+    verify_s: float = Field(default=60.0, gt=0)
+    hook: str | None = None
+    hook_at: Literal["rollback_started", "verify_done"] = "rollback_started"
+    hook_timeout_s: float = Field(default=120.0, gt=0)
+
+    @field_validator("hook")
+    @classmethod
+    def _placeholders(cls, value: str | None) -> str | None:
+        return None if value is None else _check_template(value, HOOK_PLACEHOLDERS)
+
+
+class EarlyAbortConfig(_Strict):
+    """The "lost beyond doubt" rule of harness.thresholds.beyond_doubt()."""
+
+    enabled: bool = True
+    slack: float = Field(default=0.05, ge=0, le=1)
+    check_every_s: float = Field(default=1.0, gt=0)
+
+
+class OutputsConfig(_Strict):
+    """Where and what a run writes."""
+
+    dir: Path = Path("results")
+    plots: bool = True
+    junit: bool = True
+    hlog: bool = True
+
+
+class Scenario(_Strict):
+    """A whole scenario file."""
+
+    name: str = Field(min_length=1, max_length=80, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    description: str = ""
+    symbols_file: Path = DEFAULT_SYMBOLS_FILE
+    feed: FeedConfig = FeedConfig()
+    sut: SutConfig = ReferenceSut()
+    infra: InfraConfig = InfraConfig()
+    stages: list[Stage] = Field(default_factory=_default_stages, min_length=1)
+    thresholds: Thresholds = Thresholds()
+    rollback: RollbackConfig = RollbackConfig()
+    early_abort: EarlyAbortConfig = EarlyAbortConfig()
+    outputs: OutputsConfig = OutputsConfig()
+
+    def resolve(self, path: Path) -> Path:
+        """`path` made absolute against the project checkout."""
+        return path if path.is_absolute() else repo_root() / path
+
+    def stage_rate_hz(self, index: int) -> float | None:
+        """Level 1 msg/s per symbol (mean) of stage `index`; None under tape timing."""
+        override = self.stages[index].rate_per_symbol_hz
+        if override is not None:
+            return override
+        rate = self.feed.rate
+        return None if isinstance(rate, TapeTimingRate) else rate.rate_per_symbol_hz
+
+    def scenario_hash(self) -> str:
+        """sha256 (hex) of the canonical JSON of the scenario, defaults included."""
+        canonical = json.dumps(
+            self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), ensure_ascii=True
+        )
+        return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def scenario_hash(scenario: Scenario) -> str:
+    """sha256 (hex) of the scenario's canonical JSON (see Scenario.scenario_hash)."""
+    return scenario.scenario_hash()
+
+
+# --- loading ------------------------------------------------------------------------------
+
+
+class DuplicateKeyError(yaml.MarkedYAMLError):
+    """A mapping repeats a key (PyYAML would silently keep the last value)."""
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A safe loader that refuses duplicate mapping keys."""
+
+
+def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    seen: dict[Any, yaml.Node] = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        if key in seen:
+            first = seen[key].start_mark.line + 1
+            raise DuplicateKeyError(
+                problem=f"duplicate key {key!r} (first on line {first})",
+                problem_mark=key_node.start_mark,
+            )
+        seen[key] = key_node
+    loader.flatten_mapping(node)
+    return {
+        loader.construct_object(k, deep=True): loader.construct_object(v, deep=True)
+        for k, v in node.value
+    }
+
+
+_UniqueKeyLoader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
+    _construct_mapping,
+)
+
+
+def _path_at(root: yaml.Node | None, mark: Any) -> str:
+    """Key path of the node starting at `mark` in a composed tree (e.g. a duplicate key)."""
+    at = (mark.line, mark.column)
+    parts: list[int | str] = []
+    node = root
+    while node is not None:
+        pairs: list[tuple[int | str, yaml.Node, yaml.Node]] = []
+        if isinstance(node, yaml.MappingNode):
+            pairs = [(str(k.value), k, v) for k, v in node.value]
+        elif isinstance(node, yaml.SequenceNode):
+            pairs = [(i, v, v) for i, v in enumerate(node.value)]
+        node = None
+        for part, first, last in pairs:
+            start = (first.start_mark.line, first.start_mark.column)
+            if start == at:
+                parts.append(part)
+                return _render_path(parts)
+            if start <= at < (last.end_mark.line, last.end_mark.column):
+                parts.append(part)
+                node = last
+                break
+    return _render_path(parts)
+
+
+_UNION_TAGS: Final[dict[str, tuple[str, str | None]]] = {
+    **{tag: ("model", "fixed") for tag in ("fixed", "tier_weighted", "tape_timing")},
+    **{tag: ("kind", None) for tag in ("reference", "command", "container", "external")},
+}
+"""Tags of the discriminated unions (rate model, SUT kind): tag -> (key, default)."""
+_TAG_KEYS: Final[dict[str, tuple[str]]] = {"rate_model": ("model",), "sut_kind": ("kind",)}
+"""Error types of a bad union tag -> the key to blame."""
+
+
+def _key_path(loc: Sequence[int | str], data: Any) -> tuple[str, list[int | str]]:
+    """Render a pydantic loc as `a.b[2].c`, dropping union tags (they are not keys of the
+    data); also return the kept elements for the line lookup."""
+    kept: list[int | str] = []
+    node = data
+    for i, part in enumerate(loc):
+        last = i == len(loc) - 1
+        if not last and isinstance(node, Mapping) and part in _UNION_TAGS:
+            key, default = _UNION_TAGS[str(part)]
+            if node.get(key, default) == part:
+                continue  # the tag of a discriminated union, not a key
+        in_mapping = isinstance(node, Mapping) and part in node
+        in_list = isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+        if in_mapping or in_list:
+            node = node[part]
+        elif not last or not isinstance(part, str) or not isinstance(node, Mapping):
+            continue  # a union tag or validator name, not a key
+        else:
+            node = None
+        kept.append(part)
+    return _render_path(kept), kept
+
+
+def _render_path(parts: Sequence[int | str]) -> str:
+    text = ""
+    for part in parts:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def _line_of(root: yaml.Node | None, parts: Sequence[int | str]) -> int | None:
+    """1-based line of the deepest node of `parts` found in the composed YAML tree."""
+    if root is None:
+        return None
+    node, line = root, root.start_mark.line + 1
+    for part in parts:
+        child: yaml.Node | None = None
+        if isinstance(node, yaml.MappingNode):
+            for key_node, value_node in node.value:
+                if key_node.value == part:
+                    child = value_node
+                    line = key_node.start_mark.line + 1
+                    break
+        elif (
+            isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value)
+        ):
+            child = node.value[part]
+            line = child.start_mark.line + 1
+        if child is None:
+            break
+        node = child
+    return line
+
+
+def _yaml_context_path(text: str, line: int) -> str:
+    """Best-effort key path enclosing 1-based `line` of block-style YAML (for syntax errors)."""
+    lines = text.splitlines()[: max(line - 1, 0)]
+    parts: list[tuple[int, int | str]] = []  # (indent, key or item index)
+    items: dict[int, int] = {}  # indent of a "- " item -> count so far
+    for raw in lines:
+        stripped = raw.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        indent = len(raw) - len(raw.lstrip(" "))
+        while parts and parts[-1][0] >= indent:
+            popped = parts.pop()
+            if isinstance(popped[1], int):
+                break
+        for deeper in [k for k in items if k > indent]:
+            del items[deeper]
+        if stripped.startswith("- "):
+            items[indent] = items.get(indent, -1) + 1
+            while parts and parts[-1][0] >= indent:
+                parts.pop()
+            parts.append((indent, items[indent]))
+            stripped = stripped[2:].lstrip()
+            indent += 2
+        key = stripped.split(":", 1)[0].strip() if ":" in stripped else None
+        if key and " " not in key:
+            parts.append((indent, key))
+    return _render_path([p for _, p in parts])
+
+
+def _parse(file: Path) -> tuple[Any, yaml.Node | None]:
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ScenarioError(file, [Problem("", f"cannot read the scenario file: {exc}")]) from exc
+    try:
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader subclass
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        column = f", column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        context = getattr(exc, "context", None)
+        message = f"YAML error{column}: {problem}" + (f" ({context})" if context else "")
+        path = _yaml_context_path(text, line) if line else ""
+        if isinstance(exc, DuplicateKeyError):
+            path = _path_at(yaml.compose(text, Loader=yaml.SafeLoader), mark)
+        raise ScenarioError(file, [Problem(path, message, line)]) from exc
+    if not isinstance(data, dict):
+        kind = "empty" if data is None else f"a {type(data).__name__}, not a mapping"
+        raise ScenarioError(
+            file, [Problem("", f"the scenario must be a YAML mapping; it is {kind}")]
+        )
+    return data, root
+
+
+def semantic_problems(scenario: Scenario, universe_size: int | None) -> list[Problem]:
+    """Cross-key problems the schema alone cannot see (lines are filled in by the caller)."""
+    problems: list[Problem] = []
+    previous = 0
+    for i, stage in enumerate(scenario.stages):
+        if stage.symbols <= previous:
+            problems.append(
+                Problem(
+                    f"stages[{i}].symbols",
+                    f"{stage.symbols} is not more than the previous stage's {previous}: "
+                    "stages must be strictly increasing in symbols",
+                )
+            )
+        if universe_size is not None and stage.symbols > universe_size:
+            problems.append(
+                Problem(
+                    f"stages[{i}].symbols",
+                    f"{stage.symbols} exceeds the {universe_size} symbols of "
+                    f"{scenario.symbols_file}",
+                )
+            )
+        previous = max(previous, stage.symbols)
+    feed = scenario.feed
+    if feed.source in ("tape", "amplified") and not feed.tapes:
+        problems.append(Problem("feed.tapes", f"source {feed.source!r} needs at least one tape"))
+    if feed.source == "generated" and feed.tapes:
+        problems.append(Problem("feed.tapes", "tapes are only read with source tape or amplified"))
+    for i, tape in enumerate(feed.tapes):
+        if not scenario.resolve(tape).is_file():
+            problems.append(Problem(f"feed.tapes[{i}]", f"no such tape file: {tape}"))
+    infra = scenario.infra
+    if infra.mode == "external" and not infra.bootstrap:
+        problems.append(Problem("infra.bootstrap", "mode external needs the bootstrap servers"))
+    if infra.mode != "external" and infra.bootstrap:
+        problems.append(
+            Problem("infra.bootstrap", f"only used with mode external, not {infra.mode}")
+        )
+    sut = scenario.sut
+    if not isinstance(sut, ReferenceSut):  # the reference core reloads live (POST /admin/symbols)
+        if sut.reload.method == "http" and not sut.reload.url:
+            problems.append(Problem("sut.reload.url", "reload method http needs a url"))
+        if isinstance(sut, ExternalSut) and sut.reload.method in ("restart", "signal"):
+            problems.append(
+                Problem("sut.reload.method", "an external SUT cannot be restarted or signalled")
+            )
+    mapping = sut.record_mapping
+    hop_stamps = {
+        "network_lag_p99_ms": ("recv_ns",),
+        "processing_lag_p99_ms": ("recv_ns", "produced_ns"),
+        "kafka_lag_p99_ms": ("produced_ns",),
+    }
+    for key, stamps in hop_stamps.items():
+        missing = [s for s in stamps if getattr(mapping, s) is None]
+        if getattr(scenario.thresholds, key) is not None and missing:
+            problems.append(
+                Problem(
+                    f"thresholds.{key}",
+                    f"needs sut.record_mapping.{missing[0]}, which is null",
+                )
+            )
+    return problems
+
+
+def _universe_size(scenario: Scenario) -> tuple[int | None, Problem | None]:
+    from harness.symbols import SymbolFileError, load_universe
+
+    try:
+        universe = load_universe(scenario.resolve(scenario.symbols_file))
+    except SymbolFileError as exc:
+        return None, Problem("symbols_file", str(exc))
+    return len(universe.symbols), None
+
+
+def parse_scenario(data: Mapping[str, Any], file: Path, root: yaml.Node | None = None) -> Scenario:
+    """Validate already-parsed YAML `data` from `file`; raises ScenarioError."""
+    try:
+        scenario = Scenario.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors(include_url=False):
+            loc = tuple(error["loc"]) + _TAG_KEYS.get(error["type"], ())
+            path, kept = _key_path(loc, data)
+            problems.append(Problem(path, _message(error), _line_of(root, kept)))
+        problems.sort(key=lambda p: p.line or 0)
+        raise ScenarioError(file, problems) from None
+    size, problem = _universe_size(scenario)
+    found = [problem] if problem else []
+    found += semantic_problems(scenario, size)
+    if found:
+        located = [Problem(p.path, p.message, _line_of(root, _split_path(p.path))) for p in found]
+        raise ScenarioError(file, located)
+    return scenario
+
+
+def _message(error: Any) -> str:
+    message = str(error["msg"])
+    if error["type"] == "extra_forbidden":
+        return "unknown key (not part of the scenario format; see scenarios/README.md)"
+    if error["type"] == "missing":
+        return "required key is missing"
+    if message.startswith("Value error, "):
+        message = message[len("Value error, ") :]
+    given = error.get("input")
+    if error["type"] not in ("missing",) and not isinstance(given, (dict, list)):
+        message += f" (got {given!r})"
+    return message
+
+
+def _split_path(path: str) -> list[int | str]:
+    parts: list[int | str] = []
+    for chunk in path.replace("]", "").split("."):
+        name, *indices = chunk.split("[")
+        if name:
+            parts.append(name)
+        parts.extend(int(i) for i in indices)
+    return parts
+
+
+def load_scenario(path: Path | str) -> Scenario:
+    """Load and validate a scenario file; raises ScenarioError (file, key path, line, what)."""
+    file = Path(path)
+    data, root = _parse(file)
+    return parse_scenario(data, file, root)
