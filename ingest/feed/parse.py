@@ -1,0 +1,651 @@
+"""IQFeed line parser of one connection: one decoded line (no CRLF) -> one typed message.
+
+Owns the wire layouts the core reads (iqfeed-protocol.md §1.2, §2, §3):
+
+- Level 1 `Q`/`P` laid out by the connection's CURRENT fieldset. The fieldset belongs to the
+  connection (gotcha 1): it starts as IQConnect's default and follows every
+  `S,CURRENT UPDATE FIELDNAMES,...` the server sends.
+- `F` (content ignored), `n`, `E`, `T`, `S,...` system messages (the symbol of `SYMBOL LIMIT
+  REACHED` is at index 2, gotcha 26), `S,CLEAR DEPTH,<sym>,<A|B>` (gotcha 15).
+- Level 2 protocol 6.2 rows: `0`/`3`/`4`/`6` orders (empty order id = Nasdaq MMID row,
+  gotcha 13), `5` deletes (time may be empty), `7`/`8`/`9` price levels (their own columns,
+  gotcha 14), `q`; sides `A`/`B` only.
+
+`LineParser.parse` never raises: malformed, truncated, over-long or binary lines give
+`Malformed(reason)` with a reason from `MALFORMED_REASONS`. Times are converted to UTC ns
+(timeparse); times without a date are placed near the receive time passed in.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from operator import itemgetter
+from typing import Any, NamedTuple
+
+from ingest.feed.fieldset import DEFAULT_FIELDS
+from ingest.feed.timeparse import (
+    DatedTimeCache,
+    NearTimeCache,
+    l2_datetime_ns,
+    time_near_ns,
+    time_of_day_us,
+    timestamp_message_ns,
+    ymd_day,
+)
+
+MAX_LINE_CHARS = 16_384
+"""Longer lines are `Malformed("too_long")` (the longest real lines, `S,WATCHES` with 500
+symbols or `S,UPDATE FIELDNAMES`, stay well under 4 KB)."""
+
+MALFORMED_REASONS = (
+    "empty",
+    "too_long",
+    "binary",
+    "unknown_type",
+    "bad_field_count",
+    "bad_number",
+    "bad_time",
+    "bad_side",
+    "bad_symbol",
+    "bad_key",
+    "bad_fieldset",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Malformed:
+    """A line the parser could not read; `reason` is one of MALFORMED_REASONS."""
+
+    reason: str
+    detail: str = ""
+
+
+class Level1Update(NamedTuple):
+    """A Level 1 `Q` (update) or `P` (summary, `summary=True`). Fields missing from the
+    connection's fieldset, or empty on the wire, are None. Times are UTC ns.
+
+    A NamedTuple because it is built once per line on the hot path (tuple construction is
+    several times cheaper than setting 18 attributes)."""
+
+    summary: bool
+    symbol: str
+    trade_price: float | None
+    trade_size: int | None
+    trade_ns: int | None
+    trade_mc: int | None
+    conditions: str
+    total_volume: int | None
+    bid: float | None
+    bid_size: int | None
+    bid_ns: int | None
+    bid_mc: int | None
+    ask: float | None
+    ask_size: int | None
+    ask_ns: int | None
+    ask_mc: int | None
+    contents: str
+    tick_id: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class DepthRow:
+    """One Level 2 row. action: summary/add/update/delete; level_kind: order (MBO, order id),
+    mmid (Nasdaq Level II, order_id 0) or price (7/8/9). time_ns 0 when the time is empty."""
+
+    action: str
+    level_kind: str
+    symbol: str
+    side: str
+    mmid: str
+    order_id: int
+    price: float | None
+    size: int
+    order_count: int
+    priority: int | None
+    time_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class Fundamental:
+    """An `F` message (content not read)."""
+
+    symbol: str
+
+
+@dataclass(frozen=True, slots=True)
+class SymbolNotFound:
+    """`n,<SYMBOL>`."""
+
+    symbol: str
+
+
+@dataclass(frozen=True, slots=True)
+class NoDepth:
+    """`q,<SYMBOL>`: the symbol has no Level 2 depth."""
+
+    symbol: str
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorMessage:
+    """`E,<text>,`."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Timestamp:
+    """`T,YYYYMMDD HH:MM:SS` (server time, Eastern) as UTC ns."""
+
+    time_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class SystemMessage:
+    """`S,<KIND>,...`: kind is one of SYSTEM_KINDS (unknown kinds are 'OTHER')."""
+
+    kind: str
+    args: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class SymbolLimitReached:
+    """`S,SYMBOL LIMIT REACHED,<sym>` (symbol at index 2)."""
+
+    symbol: str
+
+
+@dataclass(frozen=True, slots=True)
+class ClearDepth:
+    """`S,CLEAR DEPTH,<sym>,<A|B>,`: one side of a book is wiped."""
+
+    symbol: str
+    side: str
+
+
+@dataclass(frozen=True, slots=True)
+class FieldsetChanged:
+    """`S,CURRENT UPDATE FIELDNAMES,...`: the connection's new `P`/`Q` layout."""
+
+    names: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class CurrentProtocol:
+    """`S,CURRENT PROTOCOL,<v>`."""
+
+    version: str
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerInfo:
+    """`S,CUST,...`: the service type and the Level 1 symbol limit (None if unreadable)."""
+
+    service: str
+    max_symbols: int | None
+    version: str
+
+
+@dataclass(frozen=True, slots=True)
+class Ignored:
+    """A known message type the core does not use (`R`, `N`, `C`, <=6.1 `Z`/`2`/`M`, `O`)."""
+
+    kind: str
+
+
+Message = (
+    Level1Update
+    | DepthRow
+    | Fundamental
+    | SymbolNotFound
+    | NoDepth
+    | ErrorMessage
+    | Timestamp
+    | SystemMessage
+    | SymbolLimitReached
+    | ClearDepth
+    | FieldsetChanged
+    | CurrentProtocol
+    | CustomerInfo
+    | Ignored
+    | Malformed
+)
+
+SYSTEM_KINDS = frozenset(
+    {
+        "KEY",
+        "KEYOK",
+        "SERVER CONNECTED",
+        "SERVER DISCONNECTED",
+        "SERVER RECONNECT FAILED",
+        "SYMBOL LIMIT REACHED",
+        "IP",
+        "CUST",
+        "STATS",
+        "FUNDAMENTAL FIELDNAMES",
+        "UPDATE FIELDNAMES",
+        "CURRENT UPDATE FIELDNAMES",
+        "CURRENT LOG LEVELS",
+        "WATCHES",
+        "CURRENT PROTOCOL",
+        "CLEAR DEPTH",
+    }
+)
+IGNORED_TYPES = frozenset({"R", "N", "C", "Z", "2", "M", "O"})
+
+ORDER_ACTIONS = {"6": "summary", "3": "add", "4": "update", "0": "update"}
+LEVEL_ACTIONS = {"7": "summary", "8": "update"}
+SIDES = frozenset({"A", "B"})
+_CUST_MAX_SYMBOLS = 10  # index in the split line: 'S', 'CUST', then field 8 (§1.3)
+
+
+LAYOUT_FIELDS = (
+    "Symbol",
+    "Most Recent Trade",
+    "Most Recent Trade Size",
+    "Most Recent Trade Time",
+    "Most Recent Trade Date",
+    "Most Recent Trade Market Center",
+    "Most Recent Trade Conditions",
+    "Total Volume",
+    "Bid",
+    "Bid Size",
+    "Bid Time",
+    "Bid Market Center",
+    "Ask",
+    "Ask Size",
+    "Ask Time",
+    "Ask Market Center",
+    "Message Contents",
+    "TickID",
+)
+"""The fields the core reads from a `Q`/`P`, in the order `Layout.pick` returns them."""
+
+
+class Layout:
+    """Where the fields the core reads sit in a `Q`/`P` line split on commas.
+
+    `width` = 1 (type) + the fieldset + 1 (the trailing empty field). `pick` is one
+    itemgetter returning LAYOUT_FIELDS in order; a field the fieldset lacks points at
+    `width`, where the parser puts an extra empty string."""
+
+    __slots__ = ("names", "pick", "width")
+
+    def __init__(self, names: Sequence[str]) -> None:
+        self.names = tuple(names)
+        self.width = len(self.names) + 2
+        position: dict[str, int] = {}
+        for i, name in enumerate(self.names):
+            position.setdefault(name, i + 1)
+        self.pick: Callable[[list[str]], tuple[str, ...]] = itemgetter(
+            *(position.get(name, self.width) for name in LAYOUT_FIELDS)
+        )
+
+
+_MISS: Any = object()
+_CACHE_LIMIT = 100_000
+_new_update = tuple.__new__
+
+_FLOATS: dict[str, Any] = {"": None}
+"""Price text -> float (finite only); bounded. Prices repeat a lot (an unchanged bid)."""
+
+_SMALL_INTS: dict[str, Any] = {"": None, **{str(i): i for i in range(10_000)}}
+"""Text of 0..9999 -> int (sizes, market centers), plus texts seen since (short ones)."""
+
+
+def _new_float(text: str) -> float:
+    """float(text), finite, remembered; ValueError otherwise."""
+    value = float(text)
+    if value - value != 0.0:
+        raise ValueError(f"non-finite number {text[:20]!r}")
+    if len(_FLOATS) >= _CACHE_LIMIT:
+        _FLOATS.clear()
+        _FLOATS[""] = None
+    _FLOATS[text] = value
+    return value
+
+
+def _new_int(text: str) -> int:
+    """int(text) >= 0 (short texts remembered); ValueError otherwise."""
+    value = int(text)
+    if value < 0:
+        raise ValueError(f"negative number {text[:20]!r}")
+    if len(text) <= 6 and len(_SMALL_INTS) < 2 * _CACHE_LIMIT:
+        _SMALL_INTS[text] = value
+    return value
+
+
+class LineParser:
+    """Parses the lines of ONE connection (it holds that connection's fieldset)."""
+
+    def __init__(
+        self,
+        fields: Sequence[str] = DEFAULT_FIELDS,
+        *,
+        max_line_chars: int = MAX_LINE_CHARS,
+        clock_ns: Callable[[], int] = time.time_ns,
+    ) -> None:
+        self.layout = Layout(fields)
+        self._near = NearTimeCache()
+        self._dated = DatedTimeCache()
+        self.max_line_chars = max_line_chars
+        self.clock_ns = clock_ns
+        """Receive time used when `parse` is not given one (dateless times need a date)."""
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        """The connection's current `P`/`Q` fieldset."""
+        return self.layout.names
+
+    def reset(self, fields: Sequence[str] = DEFAULT_FIELDS) -> None:
+        """A new socket starts with IQConnect's default fieldset again."""
+        self.layout = Layout(fields)
+
+    def parse(self, line: str, recv_ns: int | None = None) -> Message:
+        """One line without its CRLF -> a message; never raises."""
+        if len(line) > self.max_line_chars:
+            return Malformed("too_long", f"{len(line)} chars")
+        if not line.isascii():
+            return Malformed("binary", "non-ASCII character")
+        hint = self.clock_ns() if recv_ns is None else recv_ns
+        try:
+            if line[:2] == "Q,":  # hot path: text fields are checked for control characters
+                return self._level1(line.split(","), False, hint)
+            line = line.rstrip("\r\n")
+            if not line.isprintable():
+                return Malformed("binary", "control character")
+            if not line:
+                return Malformed("empty")
+            return self._dispatch(line, hint)
+        except (ValueError, OverflowError, IndexError) as exc:
+            return Malformed("bad_number", str(exc)[:80])
+
+    def _dispatch(self, line: str, hint: int) -> Message:
+        parts = line.split(",")
+        kind = parts[0]
+        if kind in ORDER_ACTIONS:
+            return _order_row(parts, ORDER_ACTIONS[kind], hint)
+        if kind == "5":
+            return _order_delete(parts, hint)
+        if kind in LEVEL_ACTIONS:
+            return _level_row(parts, LEVEL_ACTIONS[kind], hint)
+        if kind == "9":
+            return _level_delete(parts, hint)
+        if kind in ("Q", "P"):
+            return self._level1(parts, kind == "P", hint)
+        if kind == "S":
+            return self._system(parts)
+        if kind == "T":
+            stamp = timestamp_message_ns(line[2:]) if len(parts) == 2 else None
+            return Malformed("bad_time") if stamp is None else Timestamp(stamp)
+        if kind in ("F", "n", "q"):
+            if len(parts) < 2 or not parts[1]:
+                return Malformed("bad_symbol", kind)
+            if kind == "F":
+                return Fundamental(parts[1])
+            return SymbolNotFound(parts[1]) if kind == "n" else NoDepth(parts[1])
+        if kind == "E":
+            return ErrorMessage(line[2:].rstrip(","))
+        if kind in IGNORED_TYPES:
+            return Ignored(kind)
+        return Malformed("unknown_type", kind[:16])
+
+    def _level1(self, parts: list[str], summary: bool, hint: int) -> Level1Update | Malformed:
+        """`Q`/`P` in the current layout. The hot path: one itemgetter for all fields,
+        cached conversions for repeated texts (prices, sizes, market centers, times)."""
+        lay = self.layout
+        n = len(parts)
+        if n == lay.width:
+            if parts[-1] and parts[-1].strip("\r\n"):
+                return Malformed("bad_field_count", f"{n} fields, last not empty")
+        elif n == lay.width - 1:
+            parts.append("")
+        else:
+            return Malformed("bad_field_count", f"{n} fields, layout {lay.width}")
+        parts.append("")
+        (
+            symbol,
+            t_price,
+            t_size,
+            t_time,
+            t_date,
+            t_mc,
+            conditions,
+            t_volume,
+            b_price,
+            b_size,
+            b_time,
+            b_mc,
+            a_price,
+            a_size,
+            a_time,
+            a_mc,
+            contents,
+            t_tick,
+        ) = lay.pick(parts)
+        if not symbol:
+            return Malformed("bad_symbol")
+        if not (symbol + conditions + contents).isprintable():
+            return Malformed("binary", "control character in a text field")
+        floats = _FLOATS
+        trade_price = floats.get(t_price, _MISS)
+        if trade_price is _MISS:
+            trade_price = _new_float(t_price)
+        bid = floats.get(b_price, _MISS)
+        if bid is _MISS:
+            bid = _new_float(b_price)
+        ask = floats.get(a_price, _MISS)
+        if ask is _MISS:
+            ask = _new_float(a_price)
+        ints = _SMALL_INTS
+        trade_size = ints.get(t_size, _MISS)
+        if trade_size is _MISS:
+            trade_size = _new_int(t_size)
+        bid_size = ints.get(b_size, _MISS)
+        if bid_size is _MISS:
+            bid_size = _new_int(b_size)
+        ask_size = ints.get(a_size, _MISS)
+        if ask_size is _MISS:
+            ask_size = _new_int(a_size)
+        trade_mc = ints.get(t_mc, _MISS)
+        if trade_mc is _MISS:
+            trade_mc = _new_int(t_mc)
+        bid_mc = ints.get(b_mc, _MISS)
+        if bid_mc is _MISS:
+            bid_mc = _new_int(b_mc)
+        ask_mc = ints.get(a_mc, _MISS)
+        if ask_mc is _MISS:
+            ask_mc = _new_int(a_mc)
+        total_volume = int(t_volume) if t_volume else None
+        tick_id = int(t_tick) if t_tick else None
+        if (total_volume is not None and total_volume < 0) or (tick_id is not None and tick_id < 0):
+            return Malformed("bad_number", "negative volume or TickID")
+        near = self._near
+        trade_ns: int | None = None
+        if t_time:
+            if t_date:
+                trade_ns = self._dated.by_text.get(f"{t_date} {t_time}")
+                if trade_ns is None:
+                    trade_ns = self._dated.resolve(t_date, t_time, hint)
+            else:
+                trade_ns = near.ns(t_time, hint)
+            if trade_ns is None:
+                return Malformed("bad_time", "Most Recent Trade Time/Date")
+        bid_ns = near.ns(b_time, hint) if b_time else None
+        if a_time == b_time:  # one conversion when both sides changed together
+            ask_ns = bid_ns
+        elif a_time:
+            ask_ns = near.ns(a_time, hint)
+        else:
+            ask_ns = None
+        if (b_time and bid_ns is None) or (a_time and ask_ns is None):
+            return Malformed("bad_time", "Bid/Ask Time")
+        return _new_update(
+            Level1Update,
+            (
+                summary,
+                symbol,
+                trade_price,
+                trade_size,
+                trade_ns,
+                trade_mc,
+                conditions,
+                total_volume,
+                bid,
+                bid_size,
+                bid_ns,
+                bid_mc,
+                ask,
+                ask_size,
+                ask_ns,
+                ask_mc,
+                contents,
+                tick_id,
+            ),
+        )
+
+    def _system(self, parts: list[str]) -> Message:
+        if len(parts) < 2:
+            return Malformed("bad_field_count", "S without a kind")
+        kind = parts[1]
+        args = parts[2:]
+        if args and not args[-1]:
+            args.pop()
+        if kind == "CURRENT UPDATE FIELDNAMES":
+            if not args or args[0] != "Symbol" or not all(args):
+                return Malformed("bad_fieldset", ",".join(args)[:80])
+            self.layout = Layout(args)
+            return FieldsetChanged(tuple(args))
+        if kind == "SYMBOL LIMIT REACHED":
+            return SymbolLimitReached(args[0] if args else "")
+        if kind == "CLEAR DEPTH":
+            if len(args) < 2 or not args[0]:
+                return Malformed("bad_field_count", "CLEAR DEPTH")
+            if args[1] not in SIDES:
+                return Malformed("bad_side", args[1][:8])
+            return ClearDepth(args[0], args[1])
+        if kind == "CURRENT PROTOCOL":
+            return CurrentProtocol(args[0] if args else "")
+        if kind == "CUST":
+            raw = parts[_CUST_MAX_SYMBOLS] if len(parts) > _CUST_MAX_SYMBOLS else ""
+            max_symbols = int(raw) if raw.isdigit() else None
+            version = parts[6] if len(parts) > 6 else ""
+            return CustomerInfo(args[0] if args else "", max_symbols, version)
+        if kind in SYSTEM_KINDS:
+            return SystemMessage(kind, tuple(args))
+        return SystemMessage("OTHER", (kind[:64],))
+
+
+def _side(text: str) -> str | None:
+    return text if text in SIDES else None
+
+
+def _row_time(time_text: str, date_text: str, hint: int) -> int | None:
+    """UTC ns of a Level 2 row time; 0 when the time is empty, None when invalid."""
+    if not time_text:
+        return 0 if not date_text or ymd_day(date_text) is not None else None
+    if date_text:
+        return l2_datetime_ns(date_text, time_text, hint)
+    tod = time_of_day_us(time_text)
+    return None if tod is None else time_near_ns(tod, hint)
+
+
+def _fields(parts: list[str], count: int) -> bool:
+    """True when the row has `count` fields after the type (+ the trailing empty one)."""
+    n = len(parts)
+    return n == count + 1 or (n == count + 2 and not parts[-1])
+
+
+def _order_row(parts: list[str], action: str, hint: int) -> DepthRow | Malformed:
+    """`3/4/6/0,Symbol,OrderID,MMID,Side,Price,Size,Priority,Precision,Time,Date,`."""
+    if not _fields(parts, 10):
+        return Malformed("bad_field_count", f"order row with {len(parts)} fields")
+    _, symbol, oid, mmid, side, price_text, size_text, prio, _prec, time_text, date_text = parts[
+        :11
+    ]
+    if not symbol:
+        return Malformed("bad_symbol")
+    if _side(side) is None:
+        return Malformed("bad_side", side[:8])
+    order_id = int(oid) if oid else 0
+    if order_id < 0 or (order_id == 0 and not mmid):
+        return Malformed("bad_key", "neither order id nor MMID")
+    price = float(price_text)
+    size = int(size_text) if size_text else 0
+    if price - price != 0.0 or size < 0:
+        return Malformed("bad_number", "price or size")
+    time_ns = _row_time(time_text, date_text, hint)
+    if time_ns is None:
+        return Malformed("bad_time", "order row")
+    return DepthRow(
+        action,
+        "order" if order_id else "mmid",
+        symbol,
+        side,
+        mmid,
+        order_id,
+        price,
+        size,
+        1,
+        int(prio) if prio else None,
+        time_ns,
+    )
+
+
+def _order_delete(parts: list[str], hint: int) -> DepthRow | Malformed:
+    """`5,Symbol,OrderID,MMID,Side,Time,Date,` (time empty for Nasdaq MMID rows)."""
+    if not _fields(parts, 6):
+        return Malformed("bad_field_count", f"order delete with {len(parts)} fields")
+    _, symbol, oid, mmid, side, time_text, date_text = parts[:7]
+    if not symbol:
+        return Malformed("bad_symbol")
+    if _side(side) is None:
+        return Malformed("bad_side", side[:8])
+    order_id = int(oid) if oid else 0
+    if order_id < 0 or (order_id == 0 and not mmid):
+        return Malformed("bad_key", "neither order id nor MMID")
+    time_ns = _row_time(time_text, date_text, hint)
+    if time_ns is None:
+        return Malformed("bad_time", "order delete")
+    kind = "order" if order_id else "mmid"
+    return DepthRow("delete", kind, symbol, side, mmid, order_id, None, 0, 0, None, time_ns)
+
+
+def _level_row(parts: list[str], action: str, hint: int) -> DepthRow | Malformed:
+    """`7/8,Symbol,Side,Price,Size,OrderCount,Precision,Time,Date,`."""
+    if not _fields(parts, 8):
+        return Malformed("bad_field_count", f"price level with {len(parts)} fields")
+    _, symbol, side, price_text, size_text, count_text, _prec, time_text, date_text = parts[:9]
+    if not symbol:
+        return Malformed("bad_symbol")
+    if _side(side) is None:
+        return Malformed("bad_side", side[:8])
+    price = float(price_text)
+    size = int(size_text) if size_text else 0
+    count = int(count_text) if count_text else 0
+    if price - price != 0.0 or size < 0 or count < 0:
+        return Malformed("bad_number", "price, size or order count")
+    time_ns = _row_time(time_text, date_text, hint)
+    if time_ns is None:
+        return Malformed("bad_time", "price level")
+    return DepthRow(action, "price", symbol, side, "", 0, price, size, count, None, time_ns)
+
+
+def _level_delete(parts: list[str], hint: int) -> DepthRow | Malformed:
+    """`9,Symbol,Side,Price,Time,Date,`."""
+    if not _fields(parts, 5):
+        return Malformed("bad_field_count", f"price level delete with {len(parts)} fields")
+    _, symbol, side, price_text, time_text, date_text = parts[:6]
+    if not symbol:
+        return Malformed("bad_symbol")
+    if _side(side) is None:
+        return Malformed("bad_side", side[:8])
+    price = float(price_text)
+    if price - price != 0.0:
+        return Malformed("bad_number", "price")
+    time_ns = _row_time(time_text, date_text, hint)
+    if time_ns is None:
+        return Malformed("bad_time", "price level delete")
+    return DepthRow("delete", "price", symbol, side, "", 0, price, 0, 0, None, time_ns)

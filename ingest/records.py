@@ -1,0 +1,77 @@
+"""The Kafka record of the reference core (ARCHITECTURE.md contract 4) and its lag fields.
+
+One record per event, key = symbol, partition = the symbol's partition from
+config/production_symbols.json, value = JSON (orjson) of `FeedRecord.to_value()`:
+
+    {"symbol": "AAPL", "type": "trade" | "quote" | "depth", "seq": 1234,
+     "exchange_ns": ..., "recv_ns": ..., "produced_ns": ...,
+     "payload": {...}}
+
+- `seq` is the feed sequence: the IQFeed TickID for Level 1; for Level 2 (which carries no
+  sequence on the wire) a per-symbol counter the core assigns in arrival order.
+- `exchange_ns` is the event time parsed from the message (Most Recent Trade Time for trades,
+  the later of Bid/Ask Time for quotes, the row time for depth), US/Eastern -> UTC ns. With
+  feed_sim it is the message's intended send time (contract 2). 0 when the message has none
+  (e.g. a Nasdaq Level 2 delete, whose time field is empty).
+- `recv_ns` is stamped at the socket read, before parsing (one stamp per read chunk).
+- `produced_ns` is stamped just before the record is handed to the Kafka producer.
+
+Lag (contract 3): network = recv - exchange; processing = produced - recv; kafka = observed
+by the collector - produced; total = observed - exchange.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+TOPIC_BY_TYPE = {"trade": "iqfeed.trades", "quote": "iqfeed.quotes", "depth": "iqfeed.depth"}
+
+
+@dataclass(slots=True)
+class FeedRecord:
+    """One event on its way to Kafka."""
+
+    symbol: str
+    type: str
+    seq: int
+    exchange_ns: int
+    recv_ns: int
+    produced_ns: int = 0
+    payload: dict[str, Any] = field(default_factory=dict)
+
+    def to_value(self) -> bytes:
+        return orjson.dumps(
+            {
+                "symbol": self.symbol,
+                "type": self.type,
+                "seq": self.seq,
+                "exchange_ns": self.exchange_ns,
+                "recv_ns": self.recv_ns,
+                "produced_ns": self.produced_ns,
+                "payload": self.payload,
+            }
+        )
+
+    @classmethod
+    def from_value(cls, value: bytes) -> FeedRecord:
+        data = orjson.loads(value)
+        return cls(
+            data["symbol"],
+            data["type"],
+            int(data["seq"]),
+            int(data["exchange_ns"]),
+            int(data["recv_ns"]),
+            int(data["produced_ns"]),
+            dict(data["payload"]),
+        )
+
+    @property
+    def network_lag_ns(self) -> int:
+        return self.recv_ns - self.exchange_ns if self.exchange_ns else 0
+
+    @property
+    def processing_lag_ns(self) -> int:
+        return self.produced_ns - self.recv_ns
