@@ -10,12 +10,12 @@ KAFKA_JARS := .cache/kafka/$(KAFKA_VERSION)/jars
 SCENARIO ?= scenarios/ramp_495.yaml
 PYTEST_ARGS ?=
 
-.PHONY: help deps venv kafka-jars install lint typecheck test test-unit run bench clean
+.PHONY: help deps venv kafka-jars install lint typecheck test test-unit run bench bench-quick clean
 
 help:
 	@echo "make run    install what is missing, start local Kafka, run $(SCENARIO), stop Kafka"
 	@echo "make test   install what is missing, then ruff, mypy and the whole test suite"
-	@echo "make bench  print the benchmarks' figures"
+	@echo "make bench  print the benchmarks' figures (full mode; exit 1 if a target is missed)"
 	@echo "make deps   system packages only (Java 17+, Maven); make clean removes caches"
 
 deps:
@@ -55,9 +55,14 @@ run: install
 	@bash scripts/run.sh "$(SCENARIO)"
 
 bench: install
-	@shopt -s nullglob; files=(bench/bench_*.py); \
-	if [ $${#files[@]} -eq 0 ]; then echo "no benchmarks yet (bench/bench_*.py)"; exit 0; fi; \
-	for f in "$${files[@]}"; do echo "== $$f"; $(BIN)/python "$$f" || exit 1; done
+	@shopt -s nullglob; files=(bench/bench_*.py); failed=(); \
+	for f in "$${files[@]}"; do echo "== $$f"; $(BIN)/python "$$f" $(BENCH_ARGS) || failed+=("$$f"); done; \
+	if [ $${#failed[@]} -gt 0 ]; then echo "TARGETS MISSED in: $${failed[*]}"; exit 1; fi
+
+# CI's short mode: every benchmark with --quick; prints the figures and lists missed targets
+# without failing the build (tests assert behaviour; these figures are reported, not gated).
+bench-quick: install
+	@$(MAKE) --no-print-directory bench BENCH_ARGS=--quick || echo "bench-quick: see TARGETS MISSED above"
 
 clean:
 	rm -rf .cache .harness .mypy_cache .ruff_cache .pytest_cache
