@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, time
+from typing import Any
 
 from feed_sim.protocol.fields import (
     FIELD_INDEX,
@@ -94,11 +95,104 @@ TICK_DOWN = "175"
 TICK_UNCHANGED = "183"
 
 
+# Derived-field groups of `Level1State`: a bit per group, set by apply_* (the group is stale)
+# and cleared by `sync` (its wire texts recomputed from the numeric state).
+STALE_LAST = 1  # Range, Change From Open, Change, Percent Change (last-qualified trades)
+STALE_EXTENDED = 2  # Extended Trading Change / Difference (C and E trades)
+STALE_VOLUME = 4  # Total Volume, VWAP, Percent Off Average Volume (trades with size)
+STALE_TRADES = 8  # Number of Trades Today
+STALE_SPREAD = 16  # Spread
+STALE_BID_CHANGE = 32
+STALE_ASK_CHANGE = 64
+STALE_ALL = 127
+_STALE_SLOTS = {
+    STALE_LAST: (I_RANGE, I_CHANGE_FROM_OPEN, I_CHANGE, I_PERCENT_CHANGE),
+    STALE_EXTENDED: (I_EXT_CHANGE, I_EXT_DIFFERENCE),
+    STALE_VOLUME: (I_TOTAL_VOLUME, I_VWAP, I_PCT_OFF_AVG_VOLUME),
+    STALE_TRADES: (I_TRADES_TODAY,),
+    STALE_SPREAD: (I_SPREAD,),
+    STALE_BID_CHANGE: (I_BID_CHANGE,),
+    STALE_ASK_CHANGE: (I_ASK_CHANGE,),
+}
+_masks: dict[int, tuple[Fieldset, int]] = {}
+
+
+def stale_mask(fieldset: Fieldset) -> int:
+    """The derived-field groups `fieldset` shows (cached per Fieldset object)."""
+    found = _masks.get(id(fieldset))
+    if found is not None and found[0] is fieldset:
+        return found[1]
+    indexes = set(fieldset.indexes)
+    mask = 0
+    for bit, slots in _STALE_SLOTS.items():
+        if indexes.intersection(slots):
+            mask |= bit
+    if len(_masks) > 4096:
+        _masks.clear()
+    _masks[id(fieldset)] = (fieldset, mask)  # holds the Fieldset: its id is not reused
+    return mask
+
+
+class _SecondTexts:
+    """Cache of `wire_time_texts`: the texts of one second since the epoch."""
+
+    second = -1
+    prefix = ""  # 'HH:MM:SS.'
+    date = ""
+    day_code = ""
+
+
+def wire_time_texts(ts_ns: int) -> tuple[str, str, str]:
+    """`level1_trade_texts(ts_ns)` with the second's texts cached: only the microseconds are
+    formatted per call (the US/Eastern offset is a whole number of seconds)."""
+    cache = _SecondTexts
+    if ts_ns // 1_000_000_000 != cache.second:
+        time_text, cache.date, cache.day_code = level1_trade_texts(ts_ns)
+        cache.prefix = time_text[:9]
+        cache.second = ts_ns // 1_000_000_000
+    return f"{cache.prefix}{(ts_ns // 1_000) % 1_000_000:06d}", cache.date, cache.day_code
+
+
+def wire_time(ts_ns: int) -> str:
+    """`hhmmss_micro(ts_ns)`, cached per second like `wire_time_texts`."""
+    cache = _SecondTexts
+    if ts_ns // 1_000_000_000 != cache.second:
+        wire_time_texts(ts_ns)
+    return f"{cache.prefix}{(ts_ns // 1_000) % 1_000_000:06d}"
+
+
+Level1Wire = tuple[Any, ...]
+"""One trade or quote with its wire texts already formatted in the state's precision, as
+`Level1State.apply_trade_wire` / `apply_quote_wire` take it (22 items, the same layout for
+both kinds so a chunk of them is built by one `zip` over columns):
+
+    (is_trade, price, bid, ask, price text, bid text, ask text,
+     size, bid size, ask size, size text, bid size text, ask size text,
+     market center, bid market center, ask market center, and their three texts,
+     conditions, trade code C/E/O, aggressor text)
+
+A trade uses price, size, market center, conditions, code and aggressor, plus bid/ask (None:
+no NBBO carried); a quote uses the bid/ask items (market centers None: unchanged)."""
+
+
 class Level1State:
-    """Mutable top-of-book and trade state of one symbol, with its wire texts in `values`."""
+    """Mutable top-of-book and trade state of one symbol, with its wire texts in `values`.
+
+    Derived fields (Change, Range, VWAP, Spread, Bid/Ask Change, ...) are kept as stale-group
+    bits and formatted by `sync`. By default (`lazy=False`) every apply syncs at once, so
+    `values` is always complete. A lazy state (the simulator's markets) formats them only when
+    a fieldset that shows them is rendered: `render_update` syncs the groups its fieldset
+    needs, `render_summary` and `copy.copy` sync everything; direct readers of `values` on a
+    lazy state call `sync()` first. The texts are the same either way: a group is computed
+    from the numeric state, which only trades and quotes change between two syncs (the Close
+    is changed only after a full sync).
+    """
 
     __slots__ = (
+        "_ask_delta",
+        "_bid_delta",
         "_pfmt",
+        "_stale",
         "ask",
         "ask_mc",
         "ask_size",
@@ -110,6 +204,7 @@ class Level1State:
         "extended",
         "high",
         "last",
+        "lazy",
         "low",
         "most_recent",
         "next_tick_id",
@@ -134,9 +229,14 @@ class Level1State:
         pe: float | None = None,
         fraction_display_code: int = 14,
         restricted: str = "N",
+        lazy: bool = False,
     ) -> None:
         self.symbol = symbol
         self.precision = precision
+        self.lazy = lazy
+        self._stale = 0
+        self._bid_delta = 0.0
+        self._ask_delta = 0.0
         self._pfmt = f"%.{precision}f"
         self.values: list[str] = [""] * len(UPDATE_FIELD_NAMES)
         v = self.values
@@ -162,6 +262,15 @@ class Level1State:
         self.extended: float | None = None
         self.next_tick_id = 1
         self._reset_day_values()
+
+    def __copy__(self) -> Level1State:
+        """A synced, eager snapshot (flat out renders its rings straight from `values`)."""
+        self.sync()
+        clone = Level1State.__new__(Level1State)
+        for name in Level1State.__slots__:
+            setattr(clone, name, getattr(self, name))
+        clone.lazy = False
+        return clone
 
     def _reset_day_values(self) -> None:
         """Clear the session fields (open/high/low, volume, trade counts, VWAP)."""
@@ -196,8 +305,48 @@ class Level1State:
     def message_contents(self, codes: str) -> None:
         self.values[I_CONTENTS] = codes
 
+    def sync(self, mask: int = STALE_ALL) -> None:
+        """Format the stale derived fields of the groups in `mask` (all by default)."""
+        stale = self._stale & mask
+        if not stale:
+            return
+        self._stale ^= stale
+        v = self.values
+        pf = self._pfmt
+        if stale & STALE_LAST and self.last is not None:
+            last = self.last
+            if self.high is not None and self.low is not None:
+                v[I_RANGE] = pf % (self.high - self.low)
+            if self.open is not None:
+                v[I_CHANGE_FROM_OPEN] = pf % (last - self.open)
+            if self.close:
+                change = last - self.close
+                v[I_CHANGE] = pf % change
+                v[I_PERCENT_CHANGE] = f"{100.0 * change / self.close:.2f}"
+        if stale & STALE_EXTENDED and self.extended is not None:
+            if self.close is not None:
+                v[I_EXT_CHANGE] = pf % (self.extended - self.close)
+            if self.last is not None:
+                v[I_EXT_DIFFERENCE] = pf % (self.extended - self.last)
+        if stale & STALE_VOLUME:
+            v[I_TOTAL_VOLUME] = str(self.total_volume)
+            if self.total_volume:
+                v[I_VWAP] = pf % (self.vwap_notional / self.total_volume)
+                if self.average_volume:
+                    pct = 100.0 * self.total_volume / self.average_volume
+                    v[I_PCT_OFF_AVG_VOLUME] = f"{pct:.2f}"
+        if stale & STALE_TRADES:
+            v[I_TRADES_TODAY] = str(self.trades_today)
+        if stale & STALE_SPREAD and self.bid is not None and self.ask is not None:
+            v[I_SPREAD] = pf % (self.ask - self.bid)
+        if stale & STALE_BID_CHANGE:
+            v[I_BID_CHANGE] = pf % self._bid_delta
+        if stale & STALE_ASK_CHANGE:
+            v[I_ASK_CHANGE] = pf % self._ask_delta
+
     def reset_session(self, *, close: float | None, prev_day_volume: int | None = None) -> None:
         """Start a new trading day: new Close (the prior day's), cleared session fields."""
+        self.sync()
         if prev_day_volume is not None:
             self.values[I_PREV_DAY_VOLUME] = str(prev_day_volume)
         self.close = close
@@ -206,6 +355,7 @@ class Level1State:
 
     def set_close(self, price: float) -> str:
         """Record an official close; returns the message contents ('c')."""
+        self.sync()
         self.close = price
         self.values[I_CLOSE] = self._pfmt % price
         self.values[I_CONTENTS] = "c"
@@ -229,26 +379,77 @@ class Level1State:
 
         `bid`/`ask` (the NBBO carried with the trade) add `b`/`a` when they changed.
         """
-        v = self.values
         pf = self._pfmt
-        price_text = pf % price
-        time_text, date_text, day_code = level1_trade_texts(ts_ns)
-        mc_text = str(market_center)
-        size_text = str(size)
-        trade_code = basis if basis in ("C", "E") else "O"
-        codes = [trade_code]
-        if bid is not None and bid != self.bid:
-            self.bid = bid
-            v[I_BID] = pf % bid
-            v[I_BID_TIME] = time_text
-            codes.append("b")
-        if ask is not None and ask != self.ask:
-            self.ask = ask
-            v[I_ASK] = pf % ask
-            v[I_ASK_TIME] = time_text
-            codes.append("a")
-        if bid is not None or ask is not None:
-            self._update_spread()
+        trade = (
+            True,
+            price,
+            bid,
+            ask,
+            pf % price,
+            "" if bid is None else pf % bid,
+            "" if ask is None else pf % ask,
+            size,
+            0,
+            0,
+            str(size),
+            "",
+            "",
+            market_center,
+            None,
+            None,
+            str(market_center),
+            "",
+            "",
+            conditions,
+            basis if basis in ("C", "E") else "O",
+            str(aggressor),
+        )
+        return self.apply_trade_wire(ts_ns, trade, tick_id)
+
+    def apply_trade_wire(self, ts_ns: int, trade: Level1Wire, tick_id: int | None = None) -> str:
+        """`apply_trade` with the event's texts already formatted (the replay hot path)."""
+        (
+            _,
+            price,
+            bid,
+            ask,
+            price_text,
+            bid_text,
+            ask_text,
+            size,
+            _,
+            _,
+            size_text,
+            _,
+            _,
+            _,
+            _,
+            _,
+            mc_text,
+            _,
+            _,
+            conditions,
+            code,
+            aggr,
+        ) = trade
+        v = self.values
+        time_text, date_text, day_code = wire_time_texts(ts_ns)
+        codes: str = code
+        stale = self._stale | STALE_TRADES
+        if bid is not None:
+            stale |= STALE_SPREAD
+            if bid != self.bid:
+                self.bid = bid
+                v[I_BID] = bid_text
+                v[I_BID_TIME] = time_text
+                codes += "b"
+        if ask is not None:
+            stale |= STALE_SPREAD
+            if ask != self.ask:
+                self.ask = ask
+                v[I_ASK] = ask_text
+                v[I_ASK_TIME] = time_text
+                codes += "a"
 
         self.most_recent = price
         v[I_MRT] = price_text
@@ -257,84 +458,63 @@ class Level1State:
         v[I_MRT_CONDITIONS] = conditions
         v[I_MRT_MC] = mc_text
         v[I_MRT_DATE] = date_text
-        v[I_AGGRESSOR] = str(aggressor)
+        v[I_AGGRESSOR] = aggr
         v[I_DAY_CODE] = day_code
-        v[I_TICK_ID] = self._take_tick_id(tick_id)
+        if tick_id is None:
+            tick_id = self.next_tick_id
+        self.next_tick_id = tick_id + 1
+        v[I_TICK_ID] = str(tick_id)
 
-        if trade_code != "O":
+        if code != "O":
             self.extended = price
             v[I_EXT] = price_text
             v[I_EXT_SIZE] = size_text
             v[I_EXT_TIME] = time_text
             v[I_EXT_MC] = mc_text
             v[I_EXT_DATE] = date_text
-            if self.close is not None:
-                v[I_EXT_CHANGE] = pf % (price - self.close)
-        if trade_code == "C":
-            self._apply_last(price, price_text, size_text, time_text, date_text, mc_text, codes)
-        if trade_code != "O" and self.last is not None:
-            v[I_EXT_DIFFERENCE] = pf % (price - self.last)
+            stale |= STALE_EXTENDED
+            if code == "C":
+                # Last-qualified: Last*, Tick, Open/High/Low (and the changes derived from them).
+                reference = self.last if self.last is not None else self.close
+                if reference is not None:
+                    v[I_TICK] = (
+                        TICK_UP
+                        if price > reference
+                        else TICK_DOWN
+                        if price < reference
+                        else TICK_UNCHANGED
+                    )
+                self.last = price
+                v[I_LAST] = price_text
+                v[I_LAST_SIZE] = size_text
+                v[I_LAST_TIME] = time_text
+                v[I_LAST_MC] = mc_text
+                v[I_LAST_DATE] = date_text
+                if self.open is None:
+                    self.open = price
+                    v[I_OPEN] = price_text
+                    codes += "o"
+                if self.high is None or price > self.high:
+                    self.high = price
+                    v[I_HIGH] = price_text
+                    codes += "h"
+                if self.low is None or price < self.low:
+                    self.low = price
+                    v[I_LOW] = price_text
+                    codes += "l"
+                stale |= STALE_LAST
 
         if size > 0:
             self.total_volume += size
             self.vwap_notional += price * size
-            v[I_TOTAL_VOLUME] = str(self.total_volume)
-            v[I_VWAP] = pf % (self.vwap_notional / self.total_volume)
-            if self.average_volume:
-                v[I_PCT_OFF_AVG_VOLUME] = f"{100.0 * self.total_volume / self.average_volume:.2f}"
-            codes.append("v")
+            stale |= STALE_VOLUME
+            codes += "v"
         self.trades_today += 1
-        v[I_TRADES_TODAY] = str(self.trades_today)
-        contents = "".join(codes)
-        v[I_CONTENTS] = contents
-        return contents
-
-    def _apply_last(
-        self,
-        price: float,
-        price_text: str,
-        size_text: str,
-        time_text: str,
-        date_text: str,
-        mc_text: str,
-        codes: list[str],
-    ) -> None:
-        """Last-qualified trade: Last*, Tick, Open/High/Low and the changes derived from them."""
-        v = self.values
-        pf = self._pfmt
-        reference = self.last if self.last is not None else self.close
-        if reference is not None:
-            v[I_TICK] = (
-                TICK_UP if price > reference else TICK_DOWN if price < reference else TICK_UNCHANGED
-            )
-        self.last = price
-        v[I_LAST] = price_text
-        v[I_LAST_SIZE] = size_text
-        v[I_LAST_TIME] = time_text
-        v[I_LAST_MC] = mc_text
-        v[I_LAST_DATE] = date_text
-        if self.open is None:
-            self.open = price
-            v[I_OPEN] = price_text
-            codes.append("o")
-        if self.high is None or price > self.high:
-            self.high = price
-            v[I_HIGH] = price_text
-            codes.append("h")
-        if self.low is None or price < self.low:
-            self.low = price
-            v[I_LOW] = price_text
-            codes.append("l")
-        v[I_RANGE] = pf % (self.high - self.low)
-        v[I_CHANGE_FROM_OPEN] = pf % (price - self.open)
-        if self.close:
-            change = price - self.close
-            v[I_CHANGE] = pf % change
-            v[I_PERCENT_CHANGE] = f"{100.0 * change / self.close:.2f}"
-
-    def _update_spread(self) -> None:
-        if self.bid is not None and self.ask is not None:
-            self.values[I_SPREAD] = self._pfmt % (self.ask - self.bid)
+        v[I_CONTENTS] = codes
+        self._stale = stale
+        if not self.lazy:
+            self.sync()
+        return codes
 
     def apply_quote(
         self,
@@ -348,47 +528,115 @@ class Level1State:
         tick_id: int | None = None,
     ) -> str:
         """Apply a top-of-book quote; returns the contents ('b', 'a', 'ba' or '' if unchanged)."""
-        v = self.values
         pf = self._pfmt
+        quote = (
+            False,
+            None,
+            bid,
+            ask,
+            "",
+            pf % bid,
+            pf % ask,
+            0,
+            bid_size,
+            ask_size,
+            "",
+            str(bid_size),
+            str(ask_size),
+            None,
+            bid_mc,
+            ask_mc,
+            "",
+            "" if bid_mc is None else str(bid_mc),
+            "" if ask_mc is None else str(ask_mc),
+            "",
+            "C",
+            "",
+        )
+        return self.apply_quote_wire(ts_ns, quote, tick_id)
+
+    def apply_quote_wire(self, ts_ns: int, quote: Level1Wire, tick_id: int | None = None) -> str:
+        """`apply_quote` with the event's texts already formatted (the replay hot path)."""
+        (
+            _,
+            _,
+            bid,
+            ask,
+            _,
+            bid_text,
+            ask_text,
+            _,
+            bid_size,
+            ask_size,
+            _,
+            bid_size_text,
+            ask_size_text,
+            _,
+            bid_mc,
+            ask_mc,
+            _,
+            bid_mc_text,
+            ask_mc_text,
+            _,
+            _,
+            _,
+        ) = quote
+        v = self.values
         codes = ""
-        time_text: str | None = None
-        bid_mc = self.bid_mc if bid_mc is None else bid_mc
-        ask_mc = self.ask_mc if ask_mc is None else ask_mc
+        time_text = ""
+        if bid_mc is None:
+            bid_mc = self.bid_mc
+            bid_mc_text = str(bid_mc)
+        if ask_mc is None:
+            ask_mc = self.ask_mc
+            ask_mc_text = str(ask_mc)
+        stale = self._stale
         if bid != self.bid or bid_size != self.bid_size or bid_mc != self.bid_mc:
-            time_text = hhmmss_micro(ts_ns)
+            time_text = wire_time(ts_ns)
             if self.bid is not None:
-                v[I_BID_CHANGE] = pf % (bid - self.bid)
+                self._bid_delta = bid - self.bid
+                stale |= STALE_BID_CHANGE
             self.bid, self.bid_size, self.bid_mc = bid, bid_size, bid_mc
-            v[I_BID] = pf % bid
-            v[I_BID_SIZE] = str(bid_size)
-            v[I_BID_MC] = str(bid_mc)
+            v[I_BID] = bid_text
+            v[I_BID_SIZE] = bid_size_text
+            v[I_BID_MC] = bid_mc_text
             v[I_BID_TIME] = time_text
             codes = "b"
         if ask != self.ask or ask_size != self.ask_size or ask_mc != self.ask_mc:
-            if time_text is None:
-                time_text = hhmmss_micro(ts_ns)
+            if not time_text:
+                time_text = wire_time(ts_ns)
             if self.ask is not None:
-                v[I_ASK_CHANGE] = pf % (ask - self.ask)
+                self._ask_delta = ask - self.ask
+                stale |= STALE_ASK_CHANGE
             self.ask, self.ask_size, self.ask_mc = ask, ask_size, ask_mc
-            v[I_ASK] = pf % ask
-            v[I_ASK_SIZE] = str(ask_size)
-            v[I_ASK_MC] = str(ask_mc)
+            v[I_ASK] = ask_text
+            v[I_ASK_SIZE] = ask_size_text
+            v[I_ASK_MC] = ask_mc_text
             v[I_ASK_TIME] = time_text
             codes += "a"
         if codes:
-            self._update_spread()
-        v[I_TICK_ID] = self._take_tick_id(tick_id)
+            stale |= STALE_SPREAD
+        if tick_id is None:
+            tick_id = self.next_tick_id
+        self.next_tick_id = tick_id + 1
+        v[I_TICK_ID] = str(tick_id)
         v[I_CONTENTS] = codes
+        self._stale = stale
+        if not self.lazy:
+            self.sync()
         return codes
 
 
 def render_update(state: Level1State, fieldset: Fieldset) -> bytes:
     """`Q,<fields in the connection's fieldset order>,\\r\\n`."""
+    if state._stale:
+        state.sync(stale_mask(fieldset))
     return fieldset.render("Q", state.values)
 
 
 def render_summary(state: Level1State, fieldset: Fieldset) -> bytes:
     """`P,...` summary (after a watch or `f`), same layout as `Q`."""
+    state.sync()
     return fieldset.render("P", state.values)
 
 

@@ -21,16 +21,18 @@ import numpy as np
 
 from feed_sim.pacing import FixedRateSchedule, RatePlan, Schedule, TapeTimingSchedule
 from feed_sim.protocol.fields import Fieldset
-from feed_sim.protocol.level1 import render_update
+from feed_sim.protocol.level1 import stale_mask
 from feed_sim.protocol.level2 import ORDER_DELETE, ORDER_UPDATE, render_order, render_order_delete
 from feed_sim.protocol.system import (
     render_clear_depth,
     render_server_connected,
     render_server_disconnected,
 )
+from feed_sim.server.flatout import FlatOut, patch_times
 from feed_sim.server.market import SymbolMarket
+from feed_sim.server.round_robin import RoundRobinSchedule, round_robin_applies
 from feed_sim.server.symbol_events import DepthEvents, Level1Events
-from feed_sim.stats import StageCounters
+from feed_sim.stats import StageCounters, SymbolCount
 from feed_sim.tape.model import TapeEvent
 
 if TYPE_CHECKING:
@@ -42,7 +44,10 @@ BATCH_QUANTUM_NS = 200_000
 """The pacer wakes at most this long after a slot's intended time, batching the slots in
 between: it bounds the added lateness and keeps wake-ups to ~5,000/s."""
 MAX_BATCH = 20_000
-FLAT_OUT_BATCH = 2_000
+LATENESS_RECORD_NS = 50_000_000
+"""Lateness values are buffered and recorded into the stage histogram at most this often
+(and at every stage change): one vectorised `record_many` costs ~60 us whatever the batch
+size, too much to pay on each of the ~5,000 paced batches a second."""
 MALFORMED_LINES = (
     b"Q,\xff\xfe\x00garbage\r\n",
     b"Q,AAPL,not-a-price,,,\r\n",
@@ -51,6 +56,13 @@ MALFORMED_LINES = (
     b"Z" * 5000 + b"\r\n",
     b"P\r\n",
 )
+
+
+def _fixed_rate_schedule(plan: RatePlan, now_ns: int) -> Schedule:
+    """The plan's fixed-rate schedule: the round robin when it applies (same slots, cheaper)."""
+    if round_robin_applies(plan):
+        return RoundRobinSchedule(plan, now_ns)
+    return FixedRateSchedule(plan, now_ns)
 
 
 @dataclass
@@ -92,10 +104,17 @@ class FeedEngine:
         self._schedule: Schedule | None = None
         self._depth_schedule: Schedule | None = None
         self._tape_is_depth: np.ndarray[Any, Any] | None = None
+        self._tape_local: np.ndarray[Any, Any] | None = None
+        """Tape mode: each slot's event index within its symbol's Level 1 or depth events."""
+        self._slot_markets: list[SymbolMarket] = []
+        """The market of each schedule position (`active`, as of the last reschedule)."""
         self._stall_until_ns = 0
         self._disconnected_until_ns = 0
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
+        self._flat: FlatOut | None = None
+        self._lateness_ns: list[int] = []
+        self._lateness_recorded_ns = 0
 
     # -- markets --------------------------------------------------------------------------
 
@@ -180,18 +199,23 @@ class FeedEngine:
         rate = self.rate
         self._schedule = self._depth_schedule = None
         self._tape_is_depth = None
+        self._tape_local = None
+        self._slot_markets = [self.markets[s] for s in symbols]
+        if rate.mode != "flat" and self._flat is not None:
+            self._flat.finish()
+            self._flat = None
         if not symbols or rate.mode == "flat":
             self._wake.set()
             return
         if rate.mode == "fixed":
             weights = [rate.weights.get(s, 1.0) for s in symbols]
             plan = RatePlan.weighted(symbols, weights, rate.rate_hz * factor)
-            self._schedule = FixedRateSchedule(plan, now)
+            self._schedule = _fixed_rate_schedule(plan, now)
             if rate.l2_rate_hz > 0:
                 depth_plan = RatePlan.weighted(symbols, weights, rate.l2_rate_hz * factor)
-                self._depth_schedule = FixedRateSchedule(depth_plan, now)
+                self._depth_schedule = _fixed_rate_schedule(depth_plan, now)
         else:
-            times, owners, is_depth = [], [], []
+            times, owners, is_depth, local = [], [], [], []
             for position, symbol in enumerate(symbols):
                 market = self.markets[symbol]
                 times.append(market.level1_events.ts_ns)
@@ -200,9 +224,12 @@ class FeedEngine:
                 owners.append(np.full(len(market.depth_events), position, np.int32))
                 is_depth.append(np.zeros(len(market.level1_events), np.bool_))
                 is_depth.append(np.ones(len(market.depth_events), np.bool_))
+                local.append(np.arange(len(market.level1_events), dtype=np.int64))
+                local.append(np.arange(len(market.depth_events), dtype=np.int64))
             all_times = np.concatenate(times)
             order = np.argsort(all_times, kind="stable")
             self._tape_is_depth = np.concatenate(is_depth)[order]
+            self._tape_local = np.concatenate(local)[order]
             self._schedule = TapeTimingSchedule(
                 all_times[order].tolist(),
                 np.concatenate(owners)[order].tolist(),
@@ -220,6 +247,7 @@ class FeedEngine:
         return counters
 
     def begin_stage(self, label: str) -> StageCounters:
+        self.record_lateness()
         self.counters.ended_ns = self.clock_ns()
         self.counters = self._new_stage(label)
         return self.counters
@@ -274,8 +302,10 @@ class FeedEngine:
                     await self._sleep((self._stall_until_ns - now) / 1e9)
                     continue
                 if self.rate.mode == "flat":
-                    self._send_flat_out(now)
-                    await asyncio.sleep(0)
+                    if self._send_flat_out(now):
+                        await asyncio.sleep(0)
+                    else:
+                        await self._sleep(0.001)
                     continue
                 self._send_due(now)
                 await asyncio.sleep(0)
@@ -313,19 +343,23 @@ class FeedEngine:
                         self.dropped_during_disconnect += 1
                         continue
                     symbol = self.active[position]
-                    assert self._tape_is_depth is not None
+                    assert self._tape_is_depth is not None and self._tape_local is not None
+                    # The slot's own event, even after unwatched slots (which apply nothing):
+                    # its content and its intended time come from the same tape event.
+                    market = self.markets[symbol]
                     if self._tape_is_depth[event_index]:
-                        sent = self._emit_depth(symbol, t, dirty)
+                        market.depth_cursor = int(self._tape_local[event_index])
+                        if self._emit_depth(symbol, t, dirty):
+                            intended.append(t)
                     else:
-                        sent = self._emit_level1(symbol, t, dirty)
-                    if sent:
-                        intended.append(t)
+                        market.level1_cursor = int(self._tape_local[event_index])
+                        self._emit_level1_slots([(t, 0)], [market], dirty, intended)
             else:
-                for t, position in self._schedule.due(now, MAX_BATCH):
-                    if disconnected:
-                        self.dropped_during_disconnect += 1
-                    elif self._emit_level1(self.active[position], t, dirty):
-                        intended.append(t)
+                slots = self._schedule.due(now, MAX_BATCH)
+                if disconnected:
+                    self.dropped_during_disconnect += len(slots)
+                else:
+                    self._emit_level1_slots(slots, self._slot_markets, dirty, intended)
         if self._depth_schedule is not None:
             for t, position in self._depth_schedule.due(now, MAX_BATCH):
                 if disconnected:
@@ -334,50 +368,123 @@ class FeedEngine:
                     intended.append(t)
         self._flush(dirty, intended)
 
-    def _send_flat_out(self, now: int) -> None:
-        """Flat out: a batch round-robin over the watched active symbols, intended = now."""
-        dirty: set[Session] = set()
-        watched = [s for s in self.active if self.markets[s].level1_watchers]
+    def _send_flat_out(self, now: int) -> bool:
+        """Flat out (feed_sim/server/flatout.py): one batch of pre-rendered lines from every
+        watched active symbol, intended = now. False when there was nothing to do (no
+        watchers, a client over the high-water mark, a server-disconnect fault)."""
+        if now < self._disconnected_until_ns:
+            return False
+        markets = self.markets
+        watched = [s for s in self.active if markets[s].level1_watchers]
         if not watched:
-            return
-        intended: list[int] = []
-        per_symbol = max(1, FLAT_OUT_BATCH // len(watched))
-        for symbol in watched:
-            for _ in range(per_symbol):
-                if self._emit_level1(symbol, now, dirty):
-                    intended.append(now)
-        self._flush(dirty, intended)
-
-    def _emit_level1(self, symbol: str, intended_ns: int, dirty: set[Session]) -> bool:
-        market = self.markets[symbol]
-        watchers = market.level1_watchers
-        if not watchers:
-            self.counters.unwatched_slots += 1
             return False
-        applied = market.next_level1(intended_ns)
-        if applied is None:
+        flat = self._flat
+        if flat is None:
+            flat = self._flat = FlatOut(self.clock_ns)
+        watching = {session for s in watched for session in markets[s].level1_watchers}
+        blocked, stuck = flat.blocked(watching, now)
+        for session in stuck:
+            log.warning(
+                "%s client %s stopped reading during flat out, cut off",
+                session.port_name,
+                session.client_id,
+            )
+            self.slow_client_cutoffs += 1
+            session.abort()
+        if blocked or stuck:
             return False
-        is_trade, tick_id = applied
-        rendered: dict[Fieldset, bytes] = {}
-        state = market.state
-        for session, trades_only in watchers.items():
-            if trades_only and not is_trade:
-                continue
-            fieldset = session.fieldset
-            line = rendered.get(fieldset)
-            if line is None:
-                line = rendered[fieldset] = render_update(state, fieldset)
-            session.queue(line)
+        dirty: set[Session] = set()
+        counters = self.counters
+        pieces, messages = flat.compose(
+            markets, watched, counters, now, lambda s: self._emit_level1(s, now, dirty, [])
+        )
+        for session, parts in pieces.items():
+            session.queue(patch_times(parts, now))
             dirty.add(session)
-        if not rendered:
-            return False
-        counts = self.counters.level1.get(symbol)
-        if counts is None:
-            from feed_sim.stats import SymbolCount
-
-            counts = self.counters.level1[symbol] = SymbolCount()
-        counts.note(tick_id)
+        for session in dirty:
+            counters.bytes_written += session.flush()
+        if messages:
+            counters.lines_written += messages
+            counters.record_lateness(np.full(messages, self.clock_ns() - now, np.int64))
         return True
+
+    def _emit_level1(
+        self, symbol: str, intended_ns: int, dirty: set[Session], intended: list[int]
+    ) -> bool:
+        """One Level 1 message of `symbol` (flat out's live rendering); True if sent."""
+        market = self.markets[symbol]
+        return self._emit_level1_slots([(intended_ns, 0)], [market], dirty, intended) > 0
+
+    def _emit_level1_slots(
+        self,
+        slots: list[tuple[int, int]],
+        markets: list[SymbolMarket],
+        dirty: set[Session],
+        intended: list[int],
+    ) -> int:
+        """Apply and send the Level 1 message of each (intended_ns, position) slot: the next
+        tape event of `markets[position]` at that time, rendered once per distinct fieldset
+        of its watchers and queued on each. Appends the intended time of each message sent
+        to `intended`; returns how many were sent. The hot loop of paced replay."""
+        counts_of = self.counters.level1
+        dirty_add = dirty.add
+        sent_before = len(intended)
+        intended_append = intended.append
+        unwatched = 0
+        mask_fieldset: Fieldset | None = None
+        mask = 0
+        for t, position in slots:
+            market = markets[position]
+            watchers = market.level1_watchers
+            if not watchers:
+                unwatched += 1
+                continue
+            applied = market.next_level1(t)
+            if applied is None:
+                continue
+            is_trade, tick_id = applied
+            state = market.state
+            first: Fieldset | None = None
+            line = b""
+            lines: dict[Fieldset, bytes] | None = None
+            for session, trades_only in watchers.items():
+                if trades_only and not is_trade:
+                    continue
+                fieldset = session.fieldset
+                if fieldset is not first:
+                    if fieldset is not mask_fieldset:
+                        mask_fieldset = fieldset
+                        mask = stale_mask(fieldset)
+                    if state._stale & mask:
+                        state.sync(mask)
+                    if first is None:
+                        first = fieldset
+                        line = fieldset.render("Q", state.values)
+                    else:  # several fieldsets watch this symbol: render each one once
+                        if lines is None:
+                            lines = {first: line}
+                        found = lines.get(fieldset)
+                        if found is None:
+                            found = lines[fieldset] = fieldset.render("Q", state.values)
+                        session.queue(found)
+                        dirty_add(session)
+                        continue
+                session.queue(line)
+                dirty_add(session)
+            if first is None:
+                continue
+            intended_append(t)
+            counts = counts_of.get(market.symbol)
+            if counts is None:
+                counts_of[market.symbol] = SymbolCount(1, tick_id, tick_id)
+            else:
+                if not counts.sent:
+                    counts.first_seq = tick_id
+                counts.sent += 1
+                counts.last_seq = tick_id
+        if unwatched:
+            self.counters.unwatched_slots += unwatched
+        return len(intended) - sent_before
 
     def _emit_depth(self, symbol: str, intended_ns: int, dirty: set[Session]) -> bool:
         market = self.markets[symbol]
@@ -387,7 +494,7 @@ class FeedEngine:
         applied = market.next_depth(intended_ns)
         if applied is None:
             return False
-        row, _change = applied
+        row, change = applied
         if row.action == "delete":
             # Nasdaq MMID deletes carry an empty time (gotcha 13); MBO deletes carry one.
             line = render_order_delete(
@@ -412,12 +519,10 @@ class FeedEngine:
                 intended_ns,
             )
         for session in market.level2_watchers:
-            session.queue_depth(line, row, market)
+            session.queue_depth(line, row, market, intended_ns, change)
             dirty.add(session)
         counts = self.counters.level2.get(symbol)
         if counts is None:
-            from feed_sim.stats import SymbolCount
-
             counts = self.counters.level2[symbol] = SymbolCount()
         counts.note(market.depth_seq)
         return True
@@ -429,7 +534,16 @@ class FeedEngine:
         if intended:
             sent_ns = self.clock_ns()
             self.counters.lines_written += len(intended)
-            self.counters.record_lateness(sent_ns - np.asarray(intended, dtype=np.int64))
+            self._lateness_ns += [sent_ns - t for t in intended]
+            if sent_ns - self._lateness_recorded_ns >= LATENESS_RECORD_NS:
+                self.record_lateness()
+
+    def record_lateness(self) -> None:
+        """Record the buffered lateness values into the current stage's histogram."""
+        if self._lateness_ns:
+            self.counters.record_lateness(np.asarray(self._lateness_ns, dtype=np.int64))
+            self._lateness_ns = []
+        self._lateness_recorded_ns = self.clock_ns()
 
     # -- faults -----------------------------------------------------------------------------
 
@@ -481,12 +595,13 @@ class FeedEngine:
             for l2 in market.level2_watchers:
                 l2.queue(render_clear_depth(market.symbol, "B"))
                 l2.queue(render_clear_depth(market.symbol, "A"))
-                l2.queue(market.book.render_snapshot())
+                l2.resend_snapshot(market)  # in the watch's own form (WOR/WPL/w)
                 l2.flush()
 
     # -- reporting --------------------------------------------------------------------------
 
     def status(self) -> dict[str, Any]:
+        self.record_lateness()
         counts: dict[str, int] = {}
         for session in self.sessions:
             counts[session.port_name] = counts.get(session.port_name, 0) + 1

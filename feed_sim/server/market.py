@@ -2,7 +2,9 @@
 
 `SymbolMarket.next_level1()` / `next_depth()` advance through the symbol's tape in a cycle and
 apply the event to the state with the message's intended send time (contract 2), so every
-time field written afterwards carries that time, rebased to now.
+time field written afterwards carries that time, rebased to now. Level 1 events are applied
+with their wire texts precomputed (`Level1Events.wire_row`) to a lazy `Level1State`: derived
+fields are formatted only when a fieldset that shows them is rendered.
 """
 
 from __future__ import annotations
@@ -70,7 +72,7 @@ class SymbolMarket:
             level1,
             depth,
             fundamentals,
-            Level1State(symbol, close=first),
+            Level1State(symbol, close=first, lazy=True),
             DepthBook(symbol),
         )
         market._prime(prime_ns)
@@ -124,27 +126,17 @@ class SymbolMarket:
         """Apply the next Level 1 event at `intended_ns`; (is_trade, tick_id) or None if the
         symbol has no Level 1 events."""
         events = self.level1_events
-        if not len(events):
+        count = len(events)
+        if not count:
             return None
-        row = events.row(self.level1_cursor)
-        self.level1_cursor = (self.level1_cursor + 1) % len(events)
+        cursor = self.level1_cursor
         state = self.state
-        if isinstance(row, TradeRow):
-            state.apply_trade(
-                intended_ns,
-                row.price,
-                row.size,
-                row.market_center,
-                row.conditions,
-                row.basis,
-                row.aggressor,
-                bid=row.bid,
-                ask=row.ask,
-            )
+        row = events.wire_row(cursor, state.precision)
+        self.level1_cursor = cursor + 1 if cursor + 1 < count else 0
+        if row[0]:
+            state.apply_trade_wire(intended_ns, row)
             return True, state.next_tick_id - 1
-        state.apply_quote(
-            intended_ns, row.bid, row.bid_size, row.ask, row.ask_size, row.bid_mc, row.ask_mc
-        )
+        state.apply_quote_wire(intended_ns, row)
         return False, state.next_tick_id - 1
 
     def next_depth(self, intended_ns: int) -> tuple[DepthEventRow, DepthChange] | None:

@@ -29,6 +29,8 @@ from feed_sim.protocol.level2 import (
     ORDER_SUMMARY,
     PRICE_LEVEL_SUMMARY,
     PRICE_LEVEL_UPDATE,
+    DepthChange,
+    PriceLevel,
     render_market_maker,
     render_market_maker_name,
     render_no_depth,
@@ -407,8 +409,13 @@ class Level2Session(Session):
             for mmid in book.market_makers():
                 self.queue(self._two_sided(MM_SUMMARY, market, mmid))
 
-    def _two_sided(self, msg_type: str, market: SymbolMarket, mmid: str) -> bytes:
+    def _two_sided(
+        self, msg_type: str, market: SymbolMarket, mmid: str, now_ns: int | None = None
+    ) -> bytes:
         bid, ask = market.book.market_maker_quote(mmid)
+        # An invalid side carries the message's time, not the epoch (1969-12-31 in ET).
+        if now_ns is None:
+            now_ns = max((r.ts_ns for r in (bid, ask) if r), default=0) or self.engine.clock_ns()
         return render_market_maker(
             msg_type,
             market.symbol,
@@ -417,31 +424,48 @@ class Level2Session(Session):
             ask.price if ask else 0.0,
             bid.size if bid else 0,
             ask.size if ask else 0,
-            bid.ts_ns if bid else 0,
-            ask.ts_ns if ask else 0,
+            bid.ts_ns if bid else now_ns,
+            ask.ts_ns if ask else now_ns,
             precision=market.book.precision,
             bid_valid=bid is not None,
             ask_valid=ask is not None,
         )
 
-    def queue_depth(self, line: bytes, row: DepthEventRow, market: SymbolMarket) -> None:
-        """Queue one book change in the form this client's watch asked for."""
+    def queue_depth(
+        self,
+        line: bytes,
+        row: DepthEventRow,
+        market: SymbolMarket,
+        intended_ns: int | None = None,
+        change: DepthChange | None = None,
+    ) -> None:
+        """Queue one book change in the form this client's watch asked for. Times are the
+        change's intended send time (contract 2); a by-price watch gets one `8`/`9` per price
+        level the change touched."""
         kind, _ = self.watches.get(market.symbol, ("order", None))
+        now = self.engine.clock_ns() if intended_ns is None else intended_ns
         if kind == "order":
             self.queue(line)
         elif kind == "market_maker":
             if row.mmid:
-                self.queue(self._two_sided(MM_UPDATE, market, row.mmid))
+                self.queue(self._two_sided(MM_UPDATE, market, row.mmid, now))
         else:
-            now = row.ts_ns if row.ts_ns else self.engine.clock_ns()
             book = market.book
-            for level in book.price_levels("A") + book.price_levels("B"):
-                if level.price == round(row.price, book.precision + 2) and level.side == row.side:
+            if change is not None:
+                levels = list(change.levels)
+            else:
+                key = round(row.price, book.precision + 2)
+                found = [lv for lv in book.price_levels(row.side) if lv.price == key] or [
+                    PriceLevel(row.side, key, 0, 0)
+                ]
+                levels = found[:1]
+            for level in levels:
+                if level.order_count > 0:
                     self.queue(
                         render_price_level(
                             PRICE_LEVEL_UPDATE,
                             market.symbol,
-                            row.side,
+                            level.side,
                             level.price,
                             level.size,
                             level.order_count,
@@ -449,10 +473,18 @@ class Level2Session(Session):
                             now,
                         )
                     )
-                    return
-            self.queue(
-                render_price_level_delete(market.symbol, row.side, row.price, book.precision, now)
-            )
+                else:
+                    self.queue(
+                        render_price_level_delete(
+                            market.symbol, level.side, level.price, book.precision, now
+                        )
+                    )
+
+    def resend_snapshot(self, market: SymbolMarket) -> None:
+        """The summary of one watched book again, in the watch's own form (after a
+        server reconnect)."""
+        kind, max_levels = self.watches.get(market.symbol, ("order", None))
+        self._send_snapshot(market, kind, max_levels)
 
     def _unwatch(self, symbol: str) -> None:
         self.watches.pop(symbol, None)

@@ -1,8 +1,12 @@
 """Compact, columnar storage of one symbol's tape events, replayed in a cycle.
 
 A full generated session for 495 symbols is tens of millions of events; as Python objects that
-would be gigabytes. Events are held in numpy columns (~60 bytes each) and materialised as
-small tuples a chunk at a time while the pacing engine walks through them.
+would be gigabytes. Events are held in numpy columns (~60 bytes each) and materialised a chunk
+at a time while the pacing engine walks through them: as row objects (`row`, for history and
+priming) or, on the replay hot path, as "wire" tuples carrying the wire texts of the event's
+prices, sizes, market centers, conditions and aggressor in the symbol's precision
+(`wire_row`, the tuples `Level1State.apply_trade_wire` / `apply_quote_wire` take). The texts
+of a chunk are formatted vectorised: each distinct value once (`np.unique`), then gathered.
 """
 
 from __future__ import annotations
@@ -14,9 +18,12 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from feed_sim.protocol.level1 import Level1Wire
 from feed_sim.tape.model import Kind, TapeEvent
 
 CHUNK = 256
+WIRE_CHUNK = 256
+"""Wire tuples materialised at a time per symbol (~60 KB per symbol at 256)."""
 BASIS_CODES = ("C", "E", "O")
 NAN = float("nan")
 LEVEL1_COLUMNS = (
@@ -75,6 +82,19 @@ class DepthEventRow:
 Level1Row = TradeRow | QuoteRow
 
 
+def _coded(columns: list[npt.NDArray[Any]]) -> tuple[npt.NDArray[Any], npt.NDArray[Any]]:
+    """(distinct values, codes of shape (len(columns), n)) of same-length columns."""
+    distinct, inverse = np.unique(np.concatenate(columns), return_inverse=True)
+    dtype = np.int16 if distinct.size < 2**15 else np.int32
+    return distinct, inverse.reshape(len(columns), -1).astype(dtype)
+
+
+def _objects(values: Sequence[Any]) -> npt.NDArray[np.object_]:
+    out = np.empty(len(values), np.object_)
+    out[:] = values
+    return out
+
+
 class _Strings:
     """Interning table: column of small ints, one list of distinct strings."""
 
@@ -111,6 +131,39 @@ class Level1Events:
         self._condition_texts = conditions
         self._chunk_start = -1
         self._chunk: list[Level1Row] = []
+        self._wire_start = -1
+        self._wire_precision = -1
+        self._wire: list[Level1Wire] = []
+        self._code_wire_columns()
+
+    def _code_wire_columns(self) -> None:
+        """Code the columns a wire tuple carries as small ints into tables of distinct values
+        and their texts (vectorised, once at load), so a chunk is only gathers."""
+        prices, self._price_codes = _coded([self.price, self.bid, self.ask])
+        self._price_values = _objects([None if x != x else x for x in prices.tolist()])
+        self._price_floats = prices
+        self._price_texts: dict[int, npt.NDArray[np.object_]] = {}
+        self._texts_for(4)  # the usual precision, before the first message
+        sizes, self._size_codes = _coded([self.size, self.bid_size, self.ask_size])
+        self._size_values = _objects(sizes.tolist())
+        self._size_texts = _objects([str(x) for x in sizes.tolist()])
+        centers, self._mc_codes = _coded([self.market_center, self.bid_mc, self.ask_mc])
+        self._mc_values = _objects([None if x < 0 else x for x in centers.tolist()])
+        self._mc_texts = _objects([str(x) for x in centers.tolist()])
+        aggressors, aggressor_codes = _coded([self.aggressor])
+        self._aggressor_codes = aggressor_codes[0]
+        self._aggressor_texts = _objects([str(x) for x in aggressors.tolist()])
+        self._condition_objects = _objects(self._condition_texts)
+        self._basis_objects = _objects(BASIS_CODES)
+
+    def _texts_for(self, precision: int) -> npt.NDArray[np.object_]:
+        texts = self._price_texts.get(precision)
+        if texts is None:
+            fmt = f"%.{precision}f"
+            texts = self._price_texts[precision] = _objects(
+                [fmt % x for x in self._price_floats.tolist()]
+            )
+        return texts
 
     @classmethod
     def from_tape(cls, events: Sequence[TapeEvent]) -> Level1Events:
@@ -239,6 +292,39 @@ class Level1Events:
                 )
         return rows
 
+    def wire_row(self, index: int, precision: int) -> Level1Wire:
+        """Event `index` as a wire tuple with prices in `precision` decimals (materialised a
+        chunk at a time)."""
+        start = index - index % WIRE_CHUNK
+        if start != self._wire_start or precision != self._wire_precision:
+            self._wire = self._materialise_wire(
+                start, min(start + WIRE_CHUNK, len(self)), precision
+            )
+            self._wire_start = start
+            self._wire_precision = precision
+        return self._wire[index - start]
+
+    def _materialise_wire(self, start: int, stop: int, precision: int) -> list[Level1Wire]:
+        sl = slice(start, stop)
+        prices = self._price_codes[:, sl]
+        sizes = self._size_codes[:, sl]
+        centers = self._mc_codes[:, sl]
+        return list(
+            zip(
+                self.is_trade[sl].tolist(),
+                *self._price_values[prices].tolist(),
+                *self._texts_for(precision)[prices].tolist(),
+                *self._size_values[sizes].tolist(),
+                *self._size_texts[sizes].tolist(),
+                *self._mc_values[centers].tolist(),
+                *self._mc_texts[centers].tolist(),
+                self._condition_objects[self.conditions[sl]].tolist(),
+                self._basis_objects[self.basis[sl]].tolist(),
+                self._aggressor_texts[self._aggressor_codes[sl]].tolist(),
+                strict=True,
+            )
+        )
+
     def nbytes(self) -> int:
         return sum(
             int(getattr(self, name).nbytes)
@@ -257,6 +343,10 @@ class Level1Events:
                 "ask_size",
                 "bid_mc",
                 "ask_mc",
+                "_price_codes",
+                "_size_codes",
+                "_mc_codes",
+                "_aggressor_codes",
             )
         )
 
