@@ -234,6 +234,36 @@ def clickhouse(folder: Path | None, url: str | None) -> None:
         store.close()
 
 
+# -- run --------------------------------------------------------------------------------------
+
+
+@cli.command("run", epilog=EXIT_CODES_HELP)
+@click.argument("scenario", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--results",
+    "results_root",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Folder for run outputs. Default: the scenario's outputs.dir (results/).",
+)
+def run_command(scenario: Path, results_root: Path | None) -> None:
+    """Run a staged ramp: feed_sim -> SUT -> Kafka, measured per stage, with rollback.
+
+    Writes results/<UTC time>-<scenario>/: summary.json (updated after every stage),
+    lag.hlog (1 s interval histograms tagged stage-N), histograms/, junit.xml. Ctrl-C stops
+    everything the run started and keeps what was measured.
+    """
+    from harness.run import HarnessRun
+    from harness.scenario import ScenarioError, load_scenario
+
+    try:
+        loaded = load_scenario(scenario)
+    except ScenarioError as exc:
+        fail(str(exc), ExitCode.INVALID_INPUT)
+    code = HarnessRun(loaded, scenario, console, results_root).execute()
+    sys.exit(int(code))
+
+
 # -- symbols ----------------------------------------------------------------------------------
 
 

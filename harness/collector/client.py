@@ -1,0 +1,313 @@
+"""`CollectorProcess`: starts and drives `harness.collector.process` from the orchestrator.
+
+The orchestrator may be Locust's gevent-patched process, so this module does nothing
+CPU-bound and never blocks without a timeout: commands are written to the process's stdin,
+replies (one JSON line each) are read by a reader thread onto a queue and taken with a
+timeout (under gevent's monkey-patching the thread is a greenlet and the pipes are
+cooperative). stderr is drained by a second thread into a short tail kept for error messages.
+One request is in flight at a time (a lock), so the sampler thread may ask for counters while
+the stage loop takes snapshots.
+
+Snapshots are rebuilt here into pure data (`CollectorSnapshot`): the process sends each
+sealed 1 s interval histogram once (`intervals`, new since the previous snapshot of that
+stage, for the .hlog), and this client also keeps them per stage so `snapshot.measure` holds
+every interval of the stage received so far.
+
+Anything that goes wrong (no ready line, a reply timeout, the process died) kills the process
+by its PID and raises `CollectorError`; `stop()` never raises for a process that is already
+gone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import queue
+import subprocess
+import sys
+import threading
+from collections import deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import IO, Any
+
+from harness.collector.completeness import Completeness
+from harness.collector.mapping import FieldMapping
+from harness.collector.measure import INTERVAL_MEASURES, StageMeasure
+
+Interval = tuple[int, str, str]
+"""(epoch second, tag = stage label, encoded histogram)."""
+_CLOSED = object()
+
+
+class CollectorError(RuntimeError):
+    """The collector process failed, refused a command or did not answer in time."""
+
+
+@dataclass
+class CollectorSnapshot:
+    """One stage as the collector measured it so far (pure data)."""
+
+    label: str | None
+    active: bool
+    measure: StageMeasure
+    completeness: Completeness
+    stage_messages: int
+    consumed_messages: int
+    consumed_bytes: int
+    kafka_errors: int
+    last_error: str
+    live_p99_us: int | None
+    t_ns: int
+    intervals: list[Interval] = field(default_factory=list)
+    """`total` interval histograms sealed since the previous snapshot of this stage."""
+    intervals_uncorrected: list[Interval] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class CollectorCounters:
+    stage: str | None
+    consumed_messages: int
+    consumed_bytes: int
+    kafka_errors: int
+    live_p99_us: int | None
+    t_ns: int
+
+
+def _mapping_json(mapping: FieldMapping | Mapping[str, Any] | None) -> str | None:
+    if mapping is None:
+        return None
+    if isinstance(mapping, FieldMapping):
+        return json.dumps(dataclasses.asdict(mapping))
+    return json.dumps(dict(mapping))
+
+
+class CollectorProcess:
+    """The collector in its own process, driven over a line-based JSON protocol."""
+
+    def __init__(
+        self,
+        bootstrap: str,
+        topics: Sequence[str],
+        mapping: FieldMapping | Mapping[str, Any] | None = None,
+        *,
+        group: str | None = None,
+        offset_reset: str = "latest",
+        reply_timeout_s: float = 30.0,
+        ready_timeout_s: float = 120.0,
+        python: str = sys.executable,
+    ) -> None:
+        self.bootstrap = bootstrap
+        self.topics = list(topics)
+        self.mapping = mapping
+        self.group = group
+        self.offset_reset = offset_reset
+        self.reply_timeout_s = reply_timeout_s
+        self.ready_timeout_s = ready_timeout_s
+        self.python = python
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.partitions = 0
+        self._replies: queue.Queue[Any] = queue.Queue()
+        self._stderr: deque[str] = deque(maxlen=50)
+        self._lock = threading.Lock()
+        self._intervals: dict[str, dict[str, dict[int, str]]] = {}
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    @property
+    def pid(self) -> int | None:
+        return None if self.proc is None else self.proc.pid
+
+    def command(self) -> list[str]:
+        cmd = [self.python, "-m", "harness.collector.process", "--bootstrap", self.bootstrap,
+               "--topics", ",".join(self.topics), "--offset-reset", self.offset_reset,
+               "--timeout", str(self.ready_timeout_s)]  # fmt: skip
+        mapping = _mapping_json(self.mapping)
+        if mapping is not None:
+            cmd += ["--mapping", mapping]
+        if self.group:
+            cmd += ["--group", self.group]
+        return cmd
+
+    def start(self) -> CollectorProcess:
+        """Start the process and wait for its ready line (CollectorError if it fails)."""
+        if self.proc is not None:
+            raise CollectorError("the collector process was already started")
+        self.proc = subprocess.Popen(
+            self.command(),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        assert self.proc.stdout is not None and self.proc.stderr is not None
+        for target, stream in ((self._read_replies, self.proc.stdout),
+                               (self._read_stderr, self.proc.stderr)):  # fmt: skip
+            threading.Thread(target=target, args=(stream,), daemon=True).start()
+        ready = self._next_reply(self.ready_timeout_s + 30, "the ready line")
+        if not ready.get("ready"):
+            self.kill()
+            raise CollectorError(f"collector did not start: {ready.get('error')}{self._tail()}")
+        self.partitions = int(ready.get("partitions", 0))
+        return self
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, timeout_s: float = 30.0) -> CollectorSnapshot | None:
+        """Final snapshot and exit; kills by PID if the process does not answer or exit."""
+        if self.proc is None:
+            return None
+        final = None
+        try:
+            if self.proc.poll() is None:
+                with self._lock:
+                    self._send({"cmd": "stop"})
+                    final = self._snapshot(self._next_reply(timeout_s, "stop"))
+                self.proc.wait(timeout=timeout_s)
+        except (CollectorError, subprocess.TimeoutExpired, OSError, ValueError):
+            final = None
+        finally:
+            self.kill()
+        return final
+
+    def kill(self) -> None:
+        """Kill the process by its PID (if still running) and reap it."""
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.kill()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout=10)
+        for stream in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
+            if stream is not None:
+                with contextlib.suppress(OSError, ValueError):
+                    stream.close()
+
+    def __enter__(self) -> CollectorProcess:
+        return self.start() if self.proc is None else self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    # -- commands -------------------------------------------------------------------------------
+
+    def stage(self, label: str | None) -> str | None:
+        """Start measuring into `label` (None: consume without measuring); returns the label of
+        the stage this closed, if any."""
+        reply = self.request({"cmd": "stage", "label": label})
+        if label is not None:
+            self._intervals.pop(label, None)  # a reused label starts anew in the process too
+        closed: str | None = reply.get("closed")
+        return closed
+
+    def snapshot(self, label: str | None = None) -> CollectorSnapshot:
+        """Stage `label`, else the open stage, else the most recently closed one."""
+        cmd: dict[str, Any] = {"cmd": "snapshot"}
+        if label is not None:
+            cmd["label"] = label
+        return self._snapshot(self.request(cmd))
+
+    def counters(self) -> CollectorCounters:
+        reply = self.request({"cmd": "counters"})
+        return CollectorCounters(
+            reply["stage"],
+            int(reply["consumed_messages"]),
+            int(reply["consumed_bytes"]),
+            int(reply["kafka_errors"]),
+            reply["live_p99_us"],
+            int(reply["t_ns"]),
+        )
+
+    def consumed_bytes(self) -> int:
+        """Key + value bytes consumed since start (the sampler's Kafka-out source)."""
+        return self.counters().consumed_bytes
+
+    def live_p99_us(self) -> int | None:
+        """P99 (us) of the total lag over the last completed second of the open stage."""
+        return self.counters().live_p99_us
+
+    def request(self, command: dict[str, Any]) -> dict[str, Any]:
+        """Send one command and return its reply (CollectorError on an error reply)."""
+        with self._lock:
+            self._send(command)
+            reply = self._next_reply(self.reply_timeout_s, str(command.get("cmd")))
+        if "error" in reply:
+            raise CollectorError(f"collector refused {command}: {reply['error']}")
+        return reply
+
+    # -- plumbing -------------------------------------------------------------------------------
+
+    def _send(self, command: dict[str, Any]) -> None:
+        if self.proc is None or self.proc.stdin is None:
+            raise CollectorError("the collector process is not started")
+        try:
+            self.proc.stdin.write(json.dumps(command).encode() + b"\n")
+            self.proc.stdin.flush()
+        except (BrokenPipeError, OSError, ValueError) as exc:
+            self.kill()
+            raise CollectorError(f"collector process is gone: {exc}{self._tail()}") from exc
+
+    def _next_reply(self, timeout_s: float, what: str) -> dict[str, Any]:
+        try:
+            line = self._replies.get(timeout=timeout_s)
+        except queue.Empty:
+            self.kill()
+            raise CollectorError(
+                f"no reply to {what} within {timeout_s:g} s{self._tail()}"
+            ) from None
+        if line is _CLOSED:
+            self.kill()
+            code = None if self.proc is None else self.proc.returncode
+            raise CollectorError(f"collector process exited (code {code}){self._tail()}")
+        reply: dict[str, Any] = json.loads(line)
+        return reply
+
+    def _read_replies(self, stream: IO[bytes]) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            for line in stream:
+                if line.strip():
+                    self._replies.put(line)
+        self._replies.put(_CLOSED)
+
+    def _read_stderr(self, stream: IO[bytes]) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            for line in stream:
+                self._stderr.append(line.decode(errors="replace").rstrip())
+
+    def _tail(self) -> str:
+        lines = list(self._stderr)[-15:]
+        return ("\n" + "\n".join(lines)) if lines else ""
+
+    def _snapshot(self, reply: dict[str, Any]) -> CollectorSnapshot:
+        if "error" in reply:
+            raise CollectorError(f"collector snapshot failed: {reply['error']}")
+        measure = StageMeasure.from_json(reply["measure"])
+        label: str | None = reply["label"]
+        if label is not None:
+            kept = self._intervals.setdefault(label, {m: {} for m in INTERVAL_MEASURES})
+            for name, key in (("total", "intervals"),
+                              ("total_uncorrected", "intervals_uncorrected")):  # fmt: skip
+                kept[name].update({int(s): code for s, _tag, code in reply[key]})
+                measure.intervals[name] = dict(sorted(kept[name].items()))
+        return CollectorSnapshot(
+            label=label,
+            active=bool(reply["active"]),
+            measure=measure,
+            completeness=Completeness.from_json(reply["completeness"]),
+            stage_messages=int(reply["stage_messages"]),
+            consumed_messages=int(reply["consumed_messages"]),
+            consumed_bytes=int(reply["consumed_bytes"]),
+            kafka_errors=int(reply["kafka_errors"]),
+            last_error=str(reply.get("last_error", "")),
+            live_p99_us=reply["live_p99_us"],
+            t_ns=int(reply["t_ns"]),
+            intervals=[(int(s), str(t), str(c)) for s, t, c in reply["intervals"]],
+            intervals_uncorrected=[
+                (int(s), str(t), str(c)) for s, t, c in reply["intervals_uncorrected"]
+            ],
+        )

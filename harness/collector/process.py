@@ -1,0 +1,406 @@
+"""The collector as its own process: Kafka -> per-stage HDR histograms and sequence tracking.
+
+    python -m harness.collector.process --bootstrap B --topics t1,t2,t3 \
+        [--mapping JSON] [--group G] [--offset-reset latest|earliest]
+
+Locust monkey-patches its process with gevent, so the collector's hot loop never runs there
+(ARCHITECTURE.md, "Locust's role"): this process owns a confluent-kafka Consumer and the
+measurement core (`BatchDecoder`, `Recorder`, `SequenceTracker`); the orchestrator drives it
+through `harness.collector.client.CollectorProcess`.
+
+Consumption. The consumer assigns itself every partition of the SUT's topics at explicit
+start offsets (the end, or the beginning with `--offset-reset earliest`) looked up with one
+ListOffsets request before the process reports ready, so everything produced after the
+`ready` line is read -- no group rebalance, no lazy "latest" resolution racing the producer.
+Fetch settings favour latency (fetch.wait.max.ms 10, fetch.min.bytes 1) so the observed time
+is not inflated by the fetcher. The main thread loops on `consume(1000, timeout=0.002)` and
+stamps `observed_ns = time.time_ns()` once per batch, right after `consume` returns. Every
+record's value and key bytes are counted (Kafka Mbps out of the SUT); records are decoded and
+measured only while a stage is open -- before the first stage and after `stage null` they are
+consumed but not measured (warmup).
+
+Control protocol: one JSON object per line on stdin, one JSON reply per line on stdout. A
+reader thread parses stdin onto a queue; the main thread serves it between batches, so a
+command waits at most one consume timeout plus one batch.
+
+    (at start)                                -> {"ready": true, "pid": ..., "partitions": N}
+    {"cmd": "stage", "label": "stage-1"|null} -> {"ok": true, "stage": "stage-1", "closed": prev}
+    {"cmd": "snapshot"[, "label": L]}         -> a snapshot (below)
+    {"cmd": "counters"}                       -> {"stage", "consumed_messages", "consumed_bytes",
+                                                  "kafka_errors", "live_p99_us", "t_ns"}
+    {"cmd": "stop"}                           -> a final snapshot, then exit 0
+    anything wrong                            -> {"error": "..."}
+
+A snapshot is of stage L if given, else of the open stage, else of the most recently closed
+one (so `stage null` then `snapshot` gives the stage just measured, with its last intervals):
+`measure` (StageMeasure.to_json() with its `intervals` left empty), `completeness`
+(Completeness.to_json()), `intervals` / `intervals_uncorrected` -- [[second, label, encoded],
+...] of the `total` / `total_uncorrected` 1 s interval histograms sealed since the previous
+snapshot of that stage (each second is sent once; a closed stage has all its seconds sealed),
+plus `stage_messages` (records measured), the consumed counters, Kafka errors and the live
+last-second P99 of `total`. Closed stages are kept (a few MB each) so a late snapshot finds them.
+
+SIGTERM (or stdin closing) ends the loop; the consumer is closed and the process exits 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import queue
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from types import FrameType
+from typing import IO, Any, ClassVar
+
+import orjson
+from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka.admin import OffsetSpec  # type: ignore[attr-defined]
+
+from harness.collector.completeness import SequenceTracker
+from harness.collector.mapping import REFERENCE_CORE, BatchDecoder, FieldMapping, quiet_gc
+from harness.collector.measure import INTERVAL_MEASURES, Recorder, StageMeasure
+from harness.infra.kafka_clients import admin_client, consumer
+
+BATCH = 1000
+CONSUME_TIMEOUT_S = 0.002
+"""librdkafka's consume() waits up to this long to fill a batch before returning, and the
+observed time is stamped when it returns: the bound on how much the kafka hop is inflated."""
+CONSUMER_SETTINGS: dict[str, Any] = {
+    "enable.auto.commit": False,
+    "enable.auto.offset.store": False,
+    "fetch.min.bytes": 1,
+    "fetch.wait.max.ms": 10,
+    "queued.min.messages": 20_000,
+    "enable.partition.eof": False,
+}
+EXIT_OK = 0
+EXIT_ERROR = 2
+EXIT_INFRA = 4
+log = logging.getLogger("harness.collector")
+
+
+@dataclass
+class StageState:
+    """One stage's recorder and sequence tracker, and which interval seconds were sent."""
+
+    label: str
+    recorder: Recorder
+    tracker: SequenceTracker = field(default_factory=SequenceTracker)
+    closed: StageMeasure | None = None
+    sent: dict[str, set[int]] = field(default_factory=lambda: {m: set() for m in INTERVAL_MEASURES})
+
+    @property
+    def measure(self) -> StageMeasure:
+        return self.closed if self.closed is not None else self.recorder.measure
+
+    def close(self) -> None:
+        if self.closed is None:
+            self.closed = self.recorder.take()
+
+
+class Collector:
+    """The measuring state of the process (no I/O): batches in, snapshots out."""
+
+    def __init__(
+        self, mapping: FieldMapping = REFERENCE_CORE, clock: Callable[[], int] = time.time_ns
+    ) -> None:
+        self.decoder = BatchDecoder(mapping)
+        self.clock = clock
+        self.stages: dict[str, StageState] = {}
+        self.active: StageState | None = None
+        self.last: StageState | None = None
+        self.consumed_messages = 0
+        self.consumed_bytes = 0
+        self.kafka_errors = 0
+        self.last_error = ""
+
+    def on_messages(self, messages: Sequence[Any], observed_ns: int) -> None:
+        """One batch from `Consumer.consume`, observed at `observed_ns`."""
+        values: list[bytes] = []
+        nbytes = 0
+        for message in messages:
+            if message.error() is not None:
+                self.kafka_errors += 1
+                self.last_error = str(message.error())
+                continue
+            value = message.value()
+            key = message.key()
+            if key is not None:
+                nbytes += len(key)
+            if value is not None:
+                nbytes += len(value)
+                values.append(value)
+        self.consumed_messages += len(values)
+        self.consumed_bytes += nbytes
+        stage = self.active
+        if stage is not None and values:
+            batch = self.decoder.decode(values, observed_ns)
+            stage.recorder.record(
+                batch.exchange_ns, batch.recv_ns, batch.produced_ns, batch.observed_ns
+            )
+            stage.tracker.update(batch.symbols, batch.types, batch.seq, batch.malformed)
+
+    def set_stage(self, label: str | None) -> str | None:
+        """Close the open stage (returns its label) and open `label` (None = warmup)."""
+        closed = None
+        if self.active is not None:
+            self.active.close()
+            closed = self.active.label
+            self.active = None
+        if label is not None:
+            state = StageState(label, Recorder(label, self.clock))
+            self.stages[label] = self.active = self.last = state
+        return closed
+
+    def live_p99_us(self) -> int | None:
+        return None if self.active is None else self.active.recorder.live_p99_us()
+
+    def counters(self) -> dict[str, Any]:
+        return {
+            "stage": None if self.active is None else self.active.label,
+            "consumed_messages": self.consumed_messages,
+            "consumed_bytes": self.consumed_bytes,
+            "kafka_errors": self.kafka_errors,
+            "last_error": self.last_error,
+            "live_p99_us": self.live_p99_us(),
+            "t_ns": self.clock(),
+        }
+
+    def snapshot(self, label: str | None = None) -> dict[str, Any]:
+        """The snapshot of stage `label` / the open stage / the last closed stage."""
+        if label is not None:
+            state = self.stages.get(label)
+            if state is None:
+                raise KeyError(f"no stage {label!r}; stages: {sorted(self.stages)}")
+        else:
+            state = self.active or self.last
+        reply = self.counters()
+        if state is None:
+            measure = StageMeasure()
+            reply.update(label=None, active=False, completeness={"malformed": 0, "keys": {}})
+        else:
+            measure = state.measure
+            reply.update(
+                label=state.label,
+                active=state is self.active,
+                completeness=state.tracker.snapshot().to_json(),
+            )
+        data = measure.to_json()
+        data["intervals"] = {name: {} for name in INTERVAL_MEASURES}
+        reply["measure"] = data
+        reply["stage_messages"] = measure.messages
+        for name, key in (("total", "intervals"), ("total_uncorrected", "intervals_uncorrected")):
+            reply[key] = [] if state is None else self._new_intervals(state, measure, name)
+        return reply
+
+    @staticmethod
+    def _new_intervals(state: StageState, measure: StageMeasure, name: str) -> list[Any]:
+        sent = state.sent[name]
+        fresh = sorted(s for s in measure.intervals[name] if s not in sent)
+        sent.update(fresh)
+        return [[s, state.label, measure.intervals[name][s]] for s in fresh]
+
+
+class ControlChannel:
+    """Commands from stdin (a reader thread puts them on a queue); replies to stdout."""
+
+    EOF: ClassVar[dict[str, Any]] = {"cmd": "_eof"}
+
+    def __init__(self, stdin_fd: int, stdout: IO[bytes]) -> None:
+        self.stdin_fd = stdin_fd
+        self.stdout = stdout
+        self.commands: queue.Queue[dict[str, Any]] = queue.Queue()
+        self._thread = threading.Thread(target=self._read, name="collector-stdin", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _read(self) -> None:
+        """Raw reads of the fd: a daemon thread blocked in a BUFFERED stdin read would abort
+        the interpreter at exit (it cannot take the buffer's lock)."""
+        pending = b""
+        while chunk := os.read(self.stdin_fd, 65536):
+            *lines, pending = (pending + chunk).split(b"\n")
+            for line in lines:
+                if line.strip():
+                    self.commands.put(self._parse(line))
+        if pending.strip():
+            self.commands.put(self._parse(pending))
+        self.commands.put(self.EOF)
+
+    @staticmethod
+    def _parse(line: bytes) -> dict[str, Any]:
+        try:
+            command = orjson.loads(line)
+        except orjson.JSONDecodeError as exc:
+            return {"cmd": "_bad", "error": f"bad command line: {exc}"}
+        if not isinstance(command, dict):
+            return {"cmd": "_bad", "error": "a command is a JSON object"}
+        return command
+
+    def reply(self, payload: dict[str, Any]) -> None:
+        self.stdout.write(orjson.dumps(payload) + b"\n")
+        self.stdout.flush()
+
+
+def handle(collector: Collector, command: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    """The reply to one command and whether the process should exit after it."""
+    name = command.get("cmd")
+    try:
+        if name == "stage":
+            label = command.get("label")
+            if label is not None and (not isinstance(label, str) or not label):
+                raise ValueError(f"a stage label is a non-empty string or null, not {label!r}")
+            closed = collector.set_stage(label)
+            return {"ok": True, "stage": label, "closed": closed}, False
+        if name == "snapshot":
+            return collector.snapshot(command.get("label")), False
+        if name == "counters":
+            return collector.counters(), False
+        if name == "stop":
+            return {**collector.snapshot(), "final": True}, True
+        if name == "_bad":
+            return {"error": str(command.get("error"))}, False
+        return {"error": f"unknown command {name!r}"}, False
+    except (KeyError, ValueError, TypeError) as exc:
+        return {"error": str(exc.args[0] if exc.args else exc)}, False
+
+
+def start_offsets(
+    bootstrap: str, topics: Sequence[str], earliest: bool, timeout_s: float
+) -> list[TopicPartition]:
+    """Every partition of `topics` at its current end (or beginning), by ListOffsets."""
+    admin = admin_client(bootstrap)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        metadata = admin.list_topics(timeout=timeout_s).topics
+        missing = [t for t in topics if t not in metadata or not metadata[t].partitions]
+        if not missing:
+            break
+        if time.monotonic() > deadline:
+            raise KafkaException(f"topics not found on {bootstrap}: {', '.join(missing)}")
+        time.sleep(0.25)
+    spec = OffsetSpec.earliest() if earliest else OffsetSpec.latest()  # type: ignore[no-untyped-call]
+    wanted = {TopicPartition(t, p): spec for t in topics for p in sorted(metadata[t].partitions)}
+    offsets: dict[TopicPartition, int] = {}
+    while True:  # a freshly created topic answers "not leader" for a moment: retry until deadline
+        todo = {tp: s for tp, s in wanted.items() if tp not in offsets}
+        failed: list[str] = []
+        try:
+            futures = admin.list_offsets(
+                todo, request_timeout=max(1.0, deadline - time.monotonic())
+            )
+            for tp, future in futures.items():
+                try:
+                    offsets[tp] = future.result().offset
+                except KafkaException as exc:
+                    failed.append(f"{tp.topic}[{tp.partition}]: {exc}")
+        except KafkaException as exc:
+            failed.append(str(exc))
+        if not failed:
+            break
+        if time.monotonic() > deadline:
+            raise KafkaException(f"ListOffsets failed for {len(failed)} partition(s): {failed[0]}")
+        log.info("retrying ListOffsets for %d partition(s): %s", len(failed), failed[0])
+        time.sleep(0.25)
+    return [TopicPartition(tp.topic, tp.partition, offsets[tp]) for tp in wanted]
+
+
+def serve(
+    consumer_: Consumer, collector: Collector, channel: ControlChannel, stop: threading.Event
+) -> int:
+    """The main loop: serve commands between batches until `stop` or a stop command."""
+    while not stop.is_set():
+        while True:
+            try:
+                command = channel.commands.get_nowait()
+            except queue.Empty:
+                break
+            if command is ControlChannel.EOF:
+                return EXIT_OK
+            reply, done = handle(collector, command)
+            try:
+                channel.reply(reply)
+            except (BrokenPipeError, ValueError):  # the orchestrator is gone
+                return EXIT_OK
+            if done:
+                return EXIT_OK
+        messages = consumer_.consume(num_messages=BATCH, timeout=CONSUME_TIMEOUT_S)
+        observed_ns = time.time_ns()
+        if messages:
+            collector.on_messages(messages, observed_ns)
+    return EXIT_OK
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m harness.collector.process",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--bootstrap", required=True, help="Kafka bootstrap servers")
+    parser.add_argument("--topics", required=True, help="comma-separated topics of the SUT")
+    parser.add_argument("--mapping", default=None, help="FieldMapping as a JSON object")
+    parser.add_argument("--group", default=None, help="consumer group id (default: unique)")
+    parser.add_argument("--offset-reset", choices=("latest", "earliest"), default="latest")
+    parser.add_argument("--timeout", type=float, default=60.0, help="startup timeout (s)")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(
+        level=logging.WARNING,
+        stream=sys.stderr,
+        format="collector %(levelname)s %(name)s: %(message)s",
+    )
+    channel = ControlChannel(sys.stdin.fileno(), sys.stdout.buffer)
+    stop = threading.Event()
+
+    def on_term(_signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_term)
+    try:
+        mapping = (
+            FieldMapping.from_dict(json.loads(args.mapping)) if args.mapping else REFERENCE_CORE
+        )
+    except (ValueError, TypeError) as exc:
+        channel.reply({"error": f"bad --mapping: {exc}"})
+        return EXIT_ERROR
+    topics = [t for t in args.topics.split(",") if t]
+    group = args.group or f"harness-collector-{os.getpid()}-{time.time_ns()}"
+    try:
+        partitions = start_offsets(
+            args.bootstrap, topics, args.offset_reset == "earliest", args.timeout
+        )
+        kafka = consumer(
+            args.bootstrap,
+            group,
+            {**CONSUMER_SETTINGS, "auto.offset.reset": args.offset_reset},
+        )
+        kafka.assign(partitions)
+    except KafkaException as exc:
+        channel.reply({"error": f"Kafka unavailable: {exc}"})
+        return EXIT_INFRA
+    quiet_gc()
+    collector = Collector(mapping)
+    channel.reply(
+        {"ready": True, "pid": os.getpid(), "partitions": len(partitions), "group": group}
+    )
+    channel.start()
+    try:
+        return serve(kafka, collector, channel, stop)
+    finally:
+        kafka.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,253 @@
+"""The driver interface of a system under test (SUT) and the helpers its adapters share.
+
+In the spirit of OpenMessaging Benchmark's drivers: the stage runner talks to every SUT kind
+(reference core, a user's command, a container, an already running core) through the small
+`SystemUnderTest` interface below and never through anything kind-specific:
+
+    start(symbols, feed, kafka)   bring it up, ingesting `symbols` from `feed` into `kafka`
+    set_symbols(symbols)          grow (or shrink) its symbol set: live reload or restart
+    alive() / pids() / container_id()   for the runner's liveness check and the sampler
+    topics() / record_mapping()   what the collector reads, and how
+    stop(timeout_s)               SIGTERM-like stop, then kill; the exit code if there is one
+    describe()                    JSON-ready facts for the run metadata
+
+Failures to start or reload raise `SutError` (an `InfraError`: exit code 4 of `harness run`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from harness.infra.errors import InfraError
+
+if TYPE_CHECKING:
+    from harness.collector.mapping import FieldMapping
+    from harness.scenario import RecordMapping
+
+
+class SutError(InfraError):
+    """The SUT could not be started, reloaded or reached; the message says what and why."""
+
+
+@dataclass(frozen=True, slots=True)
+class FeedEndpoints:
+    """Where feed_sim serves: its interface, the four IQConnect ports and the control port."""
+
+    host: str
+    level1_port: int
+    level2_port: int
+    admin_port: int
+    lookup_port: int
+    control_port: int
+
+    @property
+    def control_url(self) -> str:
+        return f"http://{self.host}:{self.control_port}"
+
+
+@dataclass(frozen=True, slots=True)
+class KafkaEndpoints:
+    """The Kafka cluster the SUT produces to."""
+
+    bootstrap: str
+
+
+class SystemUnderTest(ABC):
+    """One system under test, driven by the stage runner (see the module docstring)."""
+
+    kind: ClassVar[str]
+
+    def __init__(self, mapping: RecordMapping) -> None:
+        self.mapping = mapping
+        self.symbols: list[str] = []
+        self.warnings: list[str] = []
+        """Things the run metadata should mention (e.g. a reload that could not happen)."""
+
+    @abstractmethod
+    def start(self, symbols: list[str], feed: FeedEndpoints, kafka: KafkaEndpoints) -> None:
+        """Start ingesting `symbols`; returns once the SUT is up. Raises SutError."""
+
+    @abstractmethod
+    def set_symbols(self, symbols: list[str]) -> None:
+        """Make `symbols` the SUT's symbol set (live reload or restart). Raises SutError."""
+
+    @abstractmethod
+    def alive(self) -> bool:
+        """True while the SUT is running (as far as the harness can tell)."""
+
+    @abstractmethod
+    def stop(self, timeout_s: float = 30.0) -> int | None:
+        """Stop gracefully, kill after `timeout_s`; the exit code (None: none known)."""
+
+    def pids(self) -> list[int]:
+        """PIDs whose process trees the sampler measures ([] when not on this host)."""
+        return []
+
+    def container_id(self) -> str | None:
+        """The container the sampler reads stats of, for container SUTs."""
+        return None
+
+    def topics(self) -> list[str]:
+        """The Kafka topics the collector reads."""
+        return list(self.mapping.topics)
+
+    def record_mapping(self) -> FieldMapping:
+        """Where the collector finds symbol, sequence and times in the record values."""
+        mapping: FieldMapping = self.mapping.field_mapping()
+        return mapping
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-ready facts about the SUT for the run metadata."""
+        return {
+            "kind": self.kind,
+            "symbols": len(self.symbols),
+            "topics": self.topics(),
+            "pids": self.pids(),
+            "container_id": self.container_id(),
+            "warnings": list(self.warnings),
+        }
+
+    def warn(self, message: str) -> None:
+        """Record a warning once (the run metadata lists it)."""
+        if message not in self.warnings:
+            self.warnings.append(message)
+
+    def __enter__(self) -> SystemUnderTest:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+# --- helpers shared by the adapters -------------------------------------------------------
+
+
+def write_symbols_file(path: Path, symbols: Sequence[str]) -> Path:
+    """Write `symbols` as a JSON list, atomically (a reloading core never reads half a file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(list(symbols)) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def post_json(url: str, payload: Any, timeout_s: float) -> Any:
+    """POST `payload` as JSON; the decoded reply (None if not JSON). Raises SutError."""
+    request = urllib.request.Request(
+        url,
+        data=json.dumps(payload).encode(),
+        method="POST",
+        headers={"Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_s) as response:
+            body = response.read()
+    except urllib.error.HTTPError as exc:
+        detail = exc.read().decode(errors="replace")[:500]
+        raise SutError(f"POST {url}: HTTP {exc.code} {detail}") from exc
+    except (urllib.error.URLError, OSError) as exc:
+        raise SutError(f"POST {url}: unreachable: {exc}") from exc
+    try:
+        return json.loads(body) if body else None
+    except ValueError:
+        return None
+
+
+def http_answers(url: str, timeout_s: float = 2.0, *, ok_only: bool = False) -> bool:
+    """True if `url` answers a GET (any HTTP status; only 2xx when `ok_only`)."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s) as response:
+            response.read()
+            return True
+    except urllib.error.HTTPError as exc:
+        exc.close()
+        return not ok_only
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+
+
+def wait_for_http(
+    url: str,
+    timeout_s: float,
+    *,
+    ok_only: bool = False,
+    still_running: Callable[[], bool] = lambda: True,
+    what: str = "the SUT",
+    log: Path | None = None,
+) -> None:
+    """Poll `url` until it answers; SutError if `what` exits first or `timeout_s` passes."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if http_answers(url, timeout_s=2.0, ok_only=ok_only):
+            return
+        if not still_running():
+            raise SutError(f"{what} exited before {url} answered{log_tail(log)}")
+        if time.monotonic() > deadline:
+            raise SutError(f"{what}: {url} did not answer within {timeout_s:g} s{log_tail(log)}")
+        time.sleep(0.1)
+
+
+def log_tail(log: Path | None, chars: int = 2000) -> str:
+    """The end of a log file, formatted to append to an error message ("" if none)."""
+    if log is None or not log.is_file():
+        return ""
+    text = log.read_text(errors="replace")[-chars:].strip()
+    return f"\n--- last lines of {log} ---\n{text}" if text else f" (log {log} is empty)"
+
+
+def start_process(
+    argv: Sequence[str], log: Path, *, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """Start `argv` (no shell) in its own session, stdout and stderr appended to `log`."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("ab") as out:
+        try:
+            return subprocess.Popen(
+                list(argv),
+                cwd=cwd,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            raise SutError(f"cannot start {argv[0]!r}: {exc}") from exc
+
+
+def stop_process(process: subprocess.Popen[bytes], timeout_s: float) -> int:
+    """SIGTERM, wait up to `timeout_s`, then SIGKILL its process group; the exit code.
+
+    The process was started in its own session (`start_process`), so the kill also takes
+    down any children it left behind.
+    """
+    if process.poll() is not None:
+        return process.returncode
+    with contextlib.suppress(ProcessLookupError):
+        process.send_signal(signal.SIGTERM)
+    try:
+        return process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()
+        return process.wait(timeout=30)
