@@ -141,6 +141,9 @@ class IngestApp:
         return {
             "ingest_connection_reconnects_total": float(self.core.reconnects),
             "ingest_lines_total": float(self.core.lines_read),
+            "ingest_truncated_lines_discarded_total": float(
+                sum(c.discarded_partial_lines for c in self.core.connections)
+            ),
             **{f"ingest_{k}": float(v) for k, v in stats.counters().items()},
         }
 
@@ -164,7 +167,11 @@ class IngestApp:
 
 
 def run_forever(app: IngestApp) -> int:
-    """Run until SIGTERM/SIGINT; SIGHUP reloads symbols. Exit code 0 after a clean drain."""
+    """Run until SIGTERM/SIGINT; SIGHUP reloads symbols. Exit code 0 after a clean drain.
+
+    Prints one JSON line on start (`{"event": "started", "metrics_port": P}`) and one on exit
+    (`{"event": "stopped", "produced": N, "delivered": M, "failed": F, "undelivered": K}`).
+    """
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     signal.signal(signal.SIGINT, lambda *_: done.set())
@@ -174,6 +181,19 @@ def run_forever(app: IngestApp) -> int:
     while not done.wait(1.0):
         pass
     remaining = app.stop()
+    stats = app.output.stats
+    print(
+        json.dumps(
+            {
+                "event": "stopped",
+                "produced": stats.produced,
+                "delivered": stats.delivered,
+                "failed": stats.failed_total,
+                "undelivered": remaining,
+            }
+        ),
+        flush=True,
+    )
     return 0 if remaining == 0 else 1
 
 

@@ -13,8 +13,9 @@ fieldset is the connection's, and shares `SymbolStates` with the other processor
   exchange_ns = the row time (0 when empty).
 
 `recv_ns` comes from the caller (stamped at the socket read); `produced_ns` stays 0 for the
-producer to stamp. TickID gaps (a jump > 1 within the connection) and duplicates (TickID <=
-the last one) are counted per symbol; duplicates are still forwarded (the collector judges).
+producer to stamp. TickID gaps (a jump > 1; across a reconnect too: the TickIDs sent while
+the socket was down) and duplicates (TickID <= the last one, within a connection) are counted
+per symbol; duplicates are still forwarded (the collector judges).
 """
 
 from __future__ import annotations
@@ -216,6 +217,8 @@ class Processor:
         self.server_time_ns = 0
         """Last `T` message time (UTC ns), 0 before the first."""
         self._last_tick: dict[str, int] = {}
+        self._carried: set[str] = set()
+        """Symbols whose TickID baseline comes from a previous socket (see reset_connection)."""
         self._quotes = states.level1
         self._handlers: dict[type, Callable[[Any, int], list[FeedRecord]]] = {
             Level1Update: self._level1,
@@ -236,9 +239,12 @@ class Processor:
         }
 
     def reset_connection(self) -> None:
-        """A new socket: default fieldset again, TickID baselines forgotten."""
+        """A new socket: default fieldset again. TickID baselines are kept but marked carried
+        over: the first TickID of a symbol on the new socket reports what was missed while
+        disconnected (a gap), or silently starts a new baseline if the feed's counter went
+        back (a restarted server: no false duplicates)."""
         self.parser.reset()
-        self._last_tick.clear()
+        self._carried = set(self._last_tick)
 
     def handle(self, line: str, recv_ns: int) -> list[FeedRecord]:
         """One decoded line (no CRLF) received at `recv_ns` -> its records (often none)."""
@@ -256,7 +262,15 @@ class Processor:
         tick = m.tick_id
         if tick is not None:
             last = self._last_tick.get(symbol)
-            if last is None or tick == last + 1 or m.summary:
+            if self._carried and symbol in self._carried and last is not None:
+                # First TickID since a reconnect. A summary carries the TickID of the latest
+                # update, which itself was missed; an update's own TickID was received.
+                self._carried.discard(symbol)
+                missed = tick - last - (0 if m.summary else 1)
+                if missed > 0:
+                    self._note_gap(symbol, missed)
+                self._last_tick[symbol] = tick
+            elif last is None or tick == last + 1 or m.summary:
                 self._last_tick[symbol] = tick
             elif tick > last:
                 self._note_gap(symbol, tick - last - 1)

@@ -77,6 +77,8 @@ class FeedConnection:
         self.connects = 0
         self.reconnects = 0
         self.discarded_partial_bytes = 0
+        self.discarded_partial_lines = 0
+        """Unterminated lines thrown away: over MAX_PARTIAL_LINE, or cut by a dropped socket."""
         self.server_connected = True
 
     # -- wanted symbols ---------------------------------------------------------------------
@@ -137,8 +139,15 @@ class FeedConnection:
         log.warning("%s: %s; retrying in %.2fs", self.name, why, self._delay)
         self._delay = min(self._delay * 2, self.backoff.max_s)
 
+    def _discard_partial(self) -> None:
+        if self._partial:
+            self.discarded_partial_bytes += len(self._partial)
+            self.discarded_partial_lines += 1
+            self._partial = b""
+
     def drop(self, why: str) -> None:
         """Close the socket (the core unregisters it) and schedule a reconnect."""
+        self._discard_partial()  # a line truncated by the disconnect
         if self.sock is not None:
             with contextlib.suppress(OSError):
                 self.sock.close()
@@ -173,8 +182,7 @@ class FeedConnection:
         lines = data.split(b"\n")
         self._partial = lines.pop()
         if len(self._partial) > MAX_PARTIAL_LINE:
-            self.discarded_partial_bytes += len(self._partial)
-            self._partial = b""
+            self._discard_partial()
         return recv_ns, lines
 
     def on_server_state(self, connected: bool) -> None:
