@@ -7,12 +7,16 @@ control API (feed_sim.control_client.FeedSimControl):
 
 1. RSS of the simulator (psutil) once the 495 symbols are loaded;
 2. paced: fixed rate, 50,000 msg/s over 495 symbols; achieved rate = messages the stage
-   counted / stage duration; lateness percentiles from the stage's HDR histogram;
+   counted / stage duration; lateness percentiles from the stage's HDR histogram. Twice:
+   `paced-ring` (render "ring": lines from pre-rendered per-symbol rings, the intended time
+   patched in; what `harness run` uses at fixed rates) and `paced-live` (render "live": each
+   message applied to the symbol's state and rendered, the faithful replay);
 3. flat out: as fast as the client reads; achieved and client-received rates;
 4. completeness: every Q line counted as sent was received.
 
-Targets: paced lateness P99 <= 1 ms and achieved within 1% of target; flat out >= 1,000,000
-msg/s sent and received. Exit status 1 when a target is missed (each miss is printed).
+Targets: paced lateness P99 <= 1 ms and achieved within 1% of target (judged on paced-ring;
+paced-live's misses are printed as information); flat out >= 1,000,000 msg/s sent and
+received. Exit status 1 when a target is missed (each miss is printed).
 
     .venv/bin/python bench/bench_feed_sim.py            # full: 60 s paced, 20 s flat out
     .venv/bin/python bench/bench_feed_sim.py --quick    # CI smoke: 5 s paced, 3 s flat out
@@ -180,6 +184,15 @@ def wait_until_all_sent(control: FeedSimControl, label: str, timeout_s: float = 
         time.sleep(0.25)
 
 
+def wait_for_rings(control: FeedSimControl, count: int, timeout_s: float = 60.0) -> None:
+    """Until every symbol is served from its rings (render "ring")."""
+    deadline = time.monotonic() + timeout_s
+    while control.status()["ring_symbols"] < count:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"rings not built for {count} symbols in {timeout_s:.0f} s")
+        time.sleep(0.5)
+
+
 def run_stage(
     control: FeedSimControl,
     label: str,
@@ -278,11 +291,16 @@ def main() -> int:
         time.sleep(1.0)  # watches answered (F and P lines)
 
         rows: list[StageResult] = []
-        control.set_rate("fixed", rate_hz=PACED_TARGET / len(symbols))
+        control.set_rate("fixed", rate_hz=PACED_TARGET / len(symbols), render="ring")
         control.stage("warmup-paced")
         control.start()
+        wait_for_rings(control, len(symbols))
+        time.sleep(10.0)  # the backlog of the build (rendered live meanwhile) drains
+        rows.append(run_stage(control, "paced-ring", paced_s, q_lines, PACED_TARGET))
+        control.set_rate("fixed", rate_hz=PACED_TARGET / len(symbols), render="live")
+        control.stage("warmup-live")
         time.sleep(2.0)
-        rows.append(run_stage(control, "paced", paced_s, q_lines, PACED_TARGET))
+        rows.append(run_stage(control, "paced-live", paced_s, q_lines, PACED_TARGET))
 
         control.set_rate("flat")  # then the stage: everything in it is flat out
         control.stage("warmup-flat")
@@ -291,7 +309,8 @@ def main() -> int:
         rows.append(run_stage(control, "flat", flat_s, q_lines, FLAT_TARGET))
         rss_end = proc.memory_info().rss
         control.stop()
-        stages = ("stage-0", "warmup-paced", "paced", "after-paced", "warmup-flat", "flat")
+        stages = ("stage-0", "warmup-paced", "paced-ring", "after-paced-ring", "warmup-live",
+                  "paced-live", "after-paced-live", "warmup-flat", "flat")  # fmt: skip
         sent_total = sum(control.counters(label).messages for label in (*stages, "after-flat"))
         deadline = time.monotonic() + 30
         while q_lines.value < sent_total and time.monotonic() < deadline:
@@ -311,11 +330,16 @@ def main() -> int:
             server.kill()
         server_log.close()
 
-    paced, flat = rows
+    paced, live, flat = rows
     if paced.lateness_us["p99"] > LATENESS_P99_US:
         failures.append(f"paced lateness P99 {paced.lateness_us['p99']} us > {LATENESS_P99_US}")
     if abs(paced.achieved - PACED_TARGET) > RATE_TOLERANCE * PACED_TARGET:
         failures.append(f"paced achieved {paced.achieved:,.0f} msg/s not within 1% of target")
+    info = []
+    if live.lateness_us["p99"] > LATENESS_P99_US:
+        info.append(f"paced-live lateness P99 {live.lateness_us['p99']} us > {LATENESS_P99_US}")
+    if abs(live.achieved - PACED_TARGET) > RATE_TOLERANCE * PACED_TARGET:
+        info.append(f"paced-live achieved {live.achieved:,.0f} msg/s not within 1% of target")
     if flat.achieved < FLAT_TARGET:
         failures.append(f"flat out sent {flat.achieved:,.0f} msg/s < {FLAT_TARGET:,.0f}")
     if flat.received_rate < FLAT_TARGET:
@@ -348,12 +372,14 @@ def main() -> int:
             "quick mode is a smoke figure: same targets over a few seconds; "
             "the full mode (60 s paced) is the figure of record."
         )
+    for line in info:
+        print(f"information (live rendering, not the target's mode): {line}")
     if failures:
         for failure in failures:
             print(f"TARGET MISSED: {failure}")
         return 1
     print(
-        "targets met: paced P99 <= 1 ms and within 1% of 50,000 msg/s; "
+        "targets met: paced (ring) P99 <= 1 ms and within 1% of 50,000 msg/s; "
         "flat out >= 1,000,000 msg/s sent and received"
     )
     return 0

@@ -261,6 +261,7 @@ class FeedSimServer:
                     l2_rate_hz=float(body.get("l2_rate_hz", engine.rate.l2_rate_hz)),
                     weights={str(k): float(v) for k, v in dict(body.get("weights", {})).items()},
                     speed=float(body.get("speed", engine.rate.speed)),
+                    render=str(body.get("render", engine.rate.render)),
                 )
                 engine.set_rate(settings)
             except (TypeError, ValueError) as exc:

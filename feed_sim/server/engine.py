@@ -30,6 +30,7 @@ from feed_sim.protocol.system import (
 )
 from feed_sim.server.flatout import FlatOut, patch_times
 from feed_sim.server.market import SymbolMarket
+from feed_sim.server.paced_rings import PacedRings
 from feed_sim.server.round_robin import RoundRobinSchedule, round_robin_applies
 from feed_sim.server.symbol_events import DepthEvents, Level1Events
 from feed_sim.stats import StageCounters, SymbolCount
@@ -74,6 +75,7 @@ class RateSettings:
     l2_rate_hz: float = 0.0
     weights: dict[str, float] = field(default_factory=dict)
     speed: float = 1.0
+    render: str = "live"  # live | ring (fixed and tape modes: feed_sim/server/paced_rings.py)
 
 
 class FeedEngine:
@@ -113,6 +115,7 @@ class FeedEngine:
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._flat: FlatOut | None = None
+        self._rings: PacedRings | None = None
         self._lateness_ns: list[int] = []
         self._lateness_recorded_ns = 0
 
@@ -190,6 +193,8 @@ class FeedEngine:
             raise ValueError(f"mode must be fixed, tape or flat, not {settings.mode!r}")
         if settings.rate_hz < 0 or settings.l2_rate_hz < 0 or settings.speed <= 0:
             raise ValueError("rates must be >= 0 and speed > 0")
+        if settings.render not in ("live", "ring"):
+            raise ValueError(f"render must be live or ring, not {settings.render!r}")
         self.rate = settings
         self._reschedule()
 
@@ -204,6 +209,11 @@ class FeedEngine:
         if rate.mode != "flat" and self._flat is not None:
             self._flat.finish()
             self._flat = None
+        if self._rings is not None and (rate.render != "ring" or rate.mode != "fixed"):
+            self._rings.finish()
+            self._rings = None
+        if rate.render == "ring" and rate.mode == "fixed" and self._rings is None:
+            self._rings = PacedRings()
         if not symbols or rate.mode == "flat":
             self._wake.set()
             return
@@ -433,11 +443,39 @@ class FeedEngine:
         unwatched = 0
         mask_fieldset: Fieldset | None = None
         mask = 0
+        rings = self._rings
+        if rings is not None:
+            rings.begin_batch(self.clock_ns())
         for t, position in slots:
             market = markets[position]
             watchers = market.level1_watchers
             if not watchers:
                 unwatched += 1
+                continue
+            ready = None if rings is None else rings.ready(market, watchers, t)
+            if ready is not None:  # render: ring
+                tick_id = ready.next_tick
+                ready.next_tick = tick_id + 1
+                time_text = rings.time_bytes(t)  # type: ignore[union-attr]
+                ring_lines: dict[Fieldset, bytes] = {}
+                for session in watchers:
+                    fieldset = session.fieldset
+                    line = ring_lines.get(fieldset)
+                    if line is None:
+                        line = ring_lines[fieldset] = PacedRings.line(
+                            ready, fieldset, tick_id, time_text
+                        )
+                    session.queue(line)
+                    dirty_add(session)
+                intended_append(t)
+                counts = counts_of.get(market.symbol)
+                if counts is None:
+                    counts_of[market.symbol] = SymbolCount(1, tick_id, tick_id)
+                else:
+                    if not counts.sent:
+                        counts.first_seq = tick_id
+                    counts.sent += 1
+                    counts.last_seq = tick_id
                 continue
             applied = market.next_level1(t)
             if applied is None:
@@ -613,6 +651,8 @@ class FeedEngine:
             "rate_hz": self.rate.rate_hz,
             "l2_rate_hz": self.rate.l2_rate_hz,
             "speed": self.rate.speed,
+            "render": self.rate.render,
+            "ring_symbols": len(self._rings.symbols) if self._rings is not None else 0,
             "symbols_loaded": len(self.markets),
             "symbols_active": len(self.active),
             "symbols_watched_level1": self.watched_level1_symbols(),

@@ -135,6 +135,15 @@ class Ring:
             offsets[j + 1] = total
         return b"".join(lines), offsets, 0
 
+    def line(self, tick: int) -> bytes:
+        """The line of TickID `tick` (paced replay from rings, feed_sim/server/paced_rings.py)."""
+        q, j = divmod(tick, self.size)
+        blob, explicit, delta = self.segment(q)
+        if explicit is None:
+            offsets = self.offsets
+            return blob[offsets[j] + j * delta : offsets[j + 1] + (j + 1) * delta]
+        return blob[explicit[j] : explicit[j + 1]]
+
     def take(self, tick: int, count: int, out: list[bytes]) -> None:
         """Append the lines of TickIDs tick..tick+count-1 to `out` (one slice per segment)."""
         size = self.size

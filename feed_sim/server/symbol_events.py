@@ -115,6 +115,7 @@ class Level1Events:
 
     def __init__(self, columns: dict[str, npt.NDArray[Any]], conditions: list[str]) -> None:
         self.ts_ns: npt.NDArray[np.int64] = columns["ts_ns"].astype(np.int64)
+        self._count = int(self.ts_ns.size)  # len() is on the paced hot path
         self.is_trade = columns["is_trade"].astype(np.bool_)
         self.price = columns["price"].astype(np.float64)
         self.size = columns["size"].astype(np.int32)
@@ -230,7 +231,7 @@ class Level1Events:
         return cls(cols, list(conditions))
 
     def __len__(self) -> int:
-        return int(self.ts_ns.size)
+        return self._count
 
     def first_price(self) -> float | None:
         """First trade price, else first mid quote, else None."""

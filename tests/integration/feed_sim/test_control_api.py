@@ -207,3 +207,50 @@ def test_server_disconnect_silences_level1(
     last_before = max(_intended(TIMED.parse(s), now_ns) for s in before if s[:2] == "Q,")
     assert _intended(after[0], now_ns) - last_before >= 0.8e9  # those slots were never sent
     assert control.status()["dropped_during_disconnect"] >= 10
+
+
+def test_ring_rendering_keeps_ticks_counts_and_intended_times(
+    controlled: tuple[RunningServer, FeedSimControl], connect: Connect
+) -> None:
+    """render "ring": lines come from pre-rendered rings, yet TickIDs continue consecutively
+    from live rendering, every message carries its own intended time, the counters match, and
+    switching back to live keeps the TickIDs monotonic."""
+    feed, control = controlled
+    client = _watch(feed, connect, "AAPL", "IBM")
+    live_lines = client.collect(1.0)
+    status = control.set_rate("fixed", rate_hz=RATE, render="ring")
+    assert status["render"] == "ring"
+    deadline = time.monotonic() + 20
+    while control.status()["ring_symbols"] < 2:  # rings are built as the symbols are sent
+        assert time.monotonic() < deadline, "rings were not built"
+        time.sleep(0.05)
+    control.pause()
+    control.stage("ring-test")
+    live_lines += client.sync()
+    control.resume()
+    t0 = time.time_ns()
+    lines = client.collect(2.5)
+    control.pause()
+    lines += client.sync()
+    t1 = time.time_ns()
+    counters = control.counters("ring-test")
+    for symbol in ("AAPL", "IBM"):
+        quotes = [TIMED.parse(s) for s in lines if s.startswith(f"Q,{symbol},")]
+        ticks = [int(q["TickID"]) for q in quotes]
+        before = [int(TIMED.parse(s)["TickID"]) for s in live_lines if s.startswith(f"Q,{symbol},")]
+        assert len(ticks) > 10
+        assert ticks == list(range(ticks[0], ticks[0] + len(ticks)))  # consecutive
+        assert not before or ticks[0] > before[-1]  # continue after the live ones
+        count = counters.level1[symbol]
+        assert (count.sent, count.first_seq, count.last_seq) == (len(ticks), ticks[0], ticks[-1])
+        intended = [_intended(q, t0) for q in quotes]
+        assert intended == sorted(intended)
+        assert all(t0 - 1_000_000_000 < t < t1 for t in intended)
+        assert len(set(intended)) > len(intended) // 2  # each message its own time
+    control.set_rate("fixed", rate_hz=RATE, render="live")
+    assert control.status()["ring_symbols"] == 0
+    control.resume()
+    after = client.collect(1.0)
+    last_ring = max(int(TIMED.parse(s)["TickID"]) for s in lines if s.startswith("Q,AAPL,"))
+    next_live = [int(TIMED.parse(s)["TickID"]) for s in after if s.startswith("Q,AAPL,")]
+    assert next_live and next_live[0] > last_ring
