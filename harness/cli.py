@@ -246,11 +246,19 @@ def clickhouse(folder: Path | None, url: str | None) -> None:
     default=None,
     help="Folder for run outputs. Default: the scenario's outputs.dir (results/).",
 )
-def run_command(scenario: Path, results_root: Path | None) -> None:
+@click.option(
+    "--ui",
+    is_flag=True,
+    help="Also serve Locust's web UI with the live stage, symbols (as users), achieved rate "
+    "and per-second lag P99 (from the harness's own histograms; Locust never decides).",
+)
+@click.option("--ui-port", type=click.IntRange(1, 65535), default=8089, show_default=True)
+def run_command(scenario: Path, results_root: Path | None, ui: bool, ui_port: int) -> None:
     """Run a staged ramp: feed_sim -> SUT -> Kafka, measured per stage, with rollback.
 
     Writes results/<UTC time>-<scenario>/: summary.json (updated after every stage),
-    lag.hlog (1 s interval histograms tagged stage-N), histograms/, junit.xml. Ctrl-C stops
+    lag.hlog (1 s interval histograms tagged stage-N and stage-N-uncorrected), histograms/,
+    junit.xml, plots/ and live.json (the live status, about once a second). Ctrl-C stops
     everything the run started and keeps what was measured.
     """
     from harness.run import HarnessRun
@@ -260,7 +268,9 @@ def run_command(scenario: Path, results_root: Path | None) -> None:
         loaded = load_scenario(scenario)
     except ScenarioError as exc:
         fail(str(exc), ExitCode.INVALID_INPUT)
-    code = HarnessRun(loaded, scenario, console, results_root).execute()
+    code = HarnessRun(
+        loaded, scenario, console, results_root, ui_port=ui_port if ui else None
+    ).execute()
     sys.exit(int(code))
 
 

@@ -55,6 +55,7 @@ class FeedSimProcess:
         self.mode = "tape" if isinstance(rate, TapeTimingRate) else "fixed"
         self.rate_hz = 100.0 if isinstance(rate, TapeTimingRate) else rate.rate_per_symbol_hz
         self.speed = rate.speed if isinstance(rate, TapeTimingRate) else 1.0
+        self.render = "live" if isinstance(rate, TapeTimingRate) else rate.render
         self.l2_rate_hz = feed.level2_rate_per_symbol_hz
         self.host = feed.host
         self.ports: FeedPorts | None = feed.ports if fixed_ports else None
@@ -82,6 +83,7 @@ class FeedSimProcess:
             "--rate", repr(self.rate_hz),
             "--l2-rate", repr(self.l2_rate_hz),
             "--speed", repr(self.speed),
+            "--render", self.render,
         ]  # fmt: skip
         if self.tapes:
             for tape in self.tapes:
@@ -173,6 +175,9 @@ class FeedSimProcess:
         return {
             "command": self.argv,
             "pid": self.pid,
+            "mode": self.mode,
+            "render": self.render,
+            "source": "tapes" if self.tapes else "generated",
             "endpoints": None
             if endpoints is None
             else {

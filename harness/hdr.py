@@ -83,3 +83,12 @@ def percentiles(hist: HdrHistogram, points: Iterable[float] = (50, 95, 99, 99.9)
     result["max"] = int(hist.get_max_value()) if hist.get_total_count() else 0
     result["count"] = int(hist.get_total_count())
     return result
+
+
+def count_above(hist: HdrHistogram, value_us: int) -> int:
+    """Samples in buckets wholly above `value_us`'s bucket (a lower bound of the samples >
+    value_us: samples equivalent to it within the histogram's precision are not counted)."""
+    clipped = np.array([min(max(value_us, 0), HIGHEST_US)], dtype=np.int64)
+    index = int(_counts_indices(hist, clipped)[0])
+    counts = np.ctypeslib.as_array(hist.counts)
+    return int(counts[index + 1 : hist.counts_len].sum())

@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 import logging
 import shlex
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -32,10 +34,12 @@ from harness.exit_codes import ExitCode
 from harness.feed_process import FeedSimProcess
 from harness.infra.errors import InfraError
 from harness.infra.kafka_local import LocalKafka
+from harness.infra.ports import LOOPBACK
 from harness.infra.topics import ensure_topics, feed_topic_specs
 from harness.plan import (
     Evaluate,
     Finish,
+    Phase,
     RunHook,
     SetSymbols,
     StagePlan,
@@ -44,13 +48,23 @@ from harness.plan import (
 )
 from harness.results.hlog import append_intervals
 from harness.results.junit import write_junit
-from harness.results.summary import SummaryWriter, run_metadata, stage_entry
+from harness.results.plots import plot_lag_over_time, plot_percentile_spectrum, plot_resources
+from harness.results.summary import SummaryWriter, run_metadata, stage_entry, write_atomic
 from harness.sampler import ResourceSampler
 from harness.scenario import Scenario
-from harness.sut.base import KafkaEndpoints, SutError
+from harness.sut.base import KafkaEndpoints, SutError, start_process, stop_process
+from harness.sut.command import command_values, expand_text
 from harness.sut.factory import make_sut
 from harness.symbols import load_universe
-from harness.thresholds import LagPercentiles, StageMeasurement, Verdict, evaluate
+from harness.thresholds import (
+    LagPercentiles,
+    StageEvaluation,
+    StageMeasurement,
+    ThresholdResult,
+    Verdict,
+    early_abort_reason,
+    evaluate,
+)
 from harness.verdict import run_verdict
 
 log = logging.getLogger(__name__)
@@ -70,9 +84,13 @@ class RunContext:
     sut: Any = None
     collector: CollectorProcess | None = None
     sampler: ResourceSampler | None = None
+    ui: subprocess.Popen[bytes] | None = None
 
     def close(self) -> None:
         steps: list[Callable[[], object]] = []
+        if self.ui is not None:
+            ui = self.ui
+            steps.append(lambda: stop_process(ui, timeout_s=10))
         if self.sampler is not None:
             steps.append(self.sampler.stop)
         if self.collector is not None:
@@ -100,8 +118,10 @@ class HarnessRun:
         console: Console,
         results_root: Path | None = None,
         clock_ns: Callable[[], int] = time.time_ns,
+        ui_port: int | None = None,
     ) -> None:
         self.scenario = scenario
+        self.ui_port = ui_port
         self.scenario_path = scenario_path
         self.console = console
         self.clock_ns = clock_ns
@@ -113,6 +133,13 @@ class HarnessRun:
         self.stage_rows: list[dict[str, Any]] = []
         self.measuring: str | None = None
         self.started = False
+        self.sut_dead = False
+        self.stage_measures: list[Any] = []
+        self.stage_starts: list[tuple[str, int]] = []
+        self._last_abort_check = 0.0
+        self._last_consumed: tuple[int, int] | None = None
+        """The SUT exited after it started: it is not restarted (a crash is a failure that a
+        rollback cannot undo), so the verify hold fails and the run ends with exit 2."""
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -147,8 +174,50 @@ class HarnessRun:
             self.ctx.close()
             signal.signal(signal.SIGTERM, previous)
         self.summary.finish(int(code), self._verdict_text)
-        write_junit(self.run_dir / "junit.xml", self.scenario.name, self.stage_rows)
+        self._write_live(label="done", phase="done", symbols=0, done=True, exit_code=int(code))
+        if self.scenario.outputs.junit:
+            write_junit(self.run_dir / "junit.xml", self.scenario.name, self.stage_rows)
+        if self.scenario.outputs.plots:
+            self._final_plots()
         return code
+
+    def _limits_ms(self) -> dict[str, float]:
+        t = self.scenario.thresholds
+        limits = {"P95 limit": t.total_lag_p95_ms, "P99 limit": t.total_lag_p99_ms}
+        return {name: value for name, value in limits.items() if value is not None}
+
+    def _plot(self, plot: Callable[..., Path], path: Path, *args: Any, **kwargs: Any) -> None:
+        """Draw one plot; a plotting error is reported and recorded, never ends the run."""
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            plot(path, *args, **kwargs)
+        except Exception as exc:  # matplotlib raises many kinds; the results matter more
+            log.exception("plot %s failed", path.name)
+            self.summary.add_event("plot_failed", plot=path.name, error=repr(exc))
+
+    def _final_plots(self) -> None:
+        """Lag over time across the stages and the SUT's resources over the run."""
+        plots = self.run_dir / "plots"
+        if self.stage_measures:
+            self._plot(
+                plot_lag_over_time,
+                plots / "lag-over-time.png",
+                self.stage_measures,
+                self._limits_ms(),
+                title=f"{self.scenario.name}: total lag per second (P50, P99)",
+            )
+        sampler = self.ctx.sampler
+        rows = [dataclasses.asdict(sample) for sample in sampler.samples] if sampler else []
+        if rows:
+            rss_limit = self.scenario.thresholds.sut_rss_gb
+            self._plot(
+                plot_resources,
+                plots / "resources.png",
+                rows,
+                boundaries=self.stage_starts,
+                limits={"rss_mb": rss_limit * 1024} if rss_limit else None,
+                title=f"{self.scenario.name}: SUT memory and network",
+            )
 
     _verdict_text = "not judged"
 
@@ -169,17 +238,37 @@ class HarnessRun:
         with self.console.status("starting feed_sim..."):
             self.ctx.feed = FeedSimProcess(self.scenario, self.run_dir)
             self.ctx.feed.start()
+        status = self.ctx.feed.control.status()
+        self.summary.add_event(
+            "feed_sim_started",
+            **self.ctx.feed.describe(),
+            amplified=status.get("amplified"),
+            symbols_loaded=status.get("symbols_loaded"),
+        )
         sut = make_sut(self.scenario, self.run_dir)
         self.ctx.sut = sut
         self.ctx.collector = CollectorProcess(
             self.ctx.bootstrap, sut.topics(), sut.record_mapping()
         )
         self.ctx.collector.start()
+        if self.ui_port is not None:
+            self._start_ui(self.ui_port)
         self.ctx.sampler = ResourceSampler(
             sut_pids=sut.pids,
             feed=self.ctx.feed.control,
             kafka_bytes=self.ctx.collector.consumed_bytes,
         )
+
+    def _start_ui(self, port: int) -> None:
+        """Locust's web UI in its own process (harness.locust_ui), fed by live.json."""
+        argv = [sys.executable, "-m", "harness.locust_ui", "--status", str(self.live_path),
+                "--host", LOOPBACK, "--port", str(port)]  # fmt: skip
+        self.ctx.ui = start_process(argv, self.run_dir / "logs" / "locust_ui.log")
+        self.console.print(f"Locust web UI: http://{LOOPBACK}:{port}")
+
+    @property
+    def live_path(self) -> Path:
+        return self.run_dir / "live.json"
 
     # -- the loop -------------------------------------------------------------------------------
 
@@ -201,11 +290,49 @@ class HarnessRun:
             time.sleep(1.0)
             self._progress(plan)
             if self.started and self.ctx.sut is not None and not self.ctx.sut.alive():
-                self.summary.add_event("sut_died", label=plan.label())
-                self.console.print("[red]the system under test exited mid-stage[/]")
+                if not self.sut_dead:
+                    self.sut_dead = True
+                    self.summary.add_event("sut_died", label=plan.label())
+                    self.console.print("[red]the system under test exited mid-stage[/]")
+                # Ends a running hold; outside one (settling after a rollback) a no-op, and
+                # the plan goes on to the verify hold, which then ends the same way.
                 pending.extend(plan.abort_hold("the system under test exited"))
-                continue
-            pending.extend(plan.tick())
+            else:
+                pending.extend(self._early_abort(plan))
+            if not pending:
+                pending.extend(plan.tick())
+
+    def _early_abort(self, plan: StagePlan) -> list[object]:
+        """Every `early_abort.check_every_s` of a measured hold: end it when harness.thresholds says
+        its P95/P99 is lost beyond doubt (more samples over the limit than the whole hold may
+        have), so a broken stage does not run its full length."""
+        status = plan.status()
+        rule = self.scenario.early_abort
+        now = time.monotonic()
+        if not (rule.enabled and status.measuring and self.ctx.collector is not None):
+            return []
+        if now - self._last_abort_check < rule.check_every_s or status.stage_index is None:
+            return []
+        self._last_abort_check = now
+        verify = status.label.startswith("verify")
+        hold_s = self.scenario.rollback.verify_s if verify else None
+        total = self.ctx.collector.snapshot().measure.histograms["total"]
+        t = self.scenario.thresholds
+
+        def over(limit_ms: float | None) -> int:
+            return 0 if limit_ms is None else hdr.count_above(total, int(limit_ms * 1000))
+
+        reason = early_abort_reason(
+            t,
+            rule,
+            expected_total=plan.expected_messages(status.stage_index, hold_s),
+            over_p95_limit=over(t.total_lag_p95_ms),
+            over_p99_limit=over(t.total_lag_p99_ms),
+        )
+        if reason is None:
+            return []
+        self.console.print(f"[red]{status.label}: lost beyond doubt, ending the hold:[/] {reason}")
+        return list(plan.abort_hold(reason))
 
     def _perform(self, plan: StagePlan, action: object) -> list[object]:
         """Carry out one plan action; returns the plan's follow-up actions."""
@@ -218,8 +345,10 @@ class HarnessRun:
                 if self.ctx.sampler is not None:
                     self.ctx.sampler.start()
                 self.started = True
-            else:
+            elif sut.alive():
                 sut.set_symbols(symbols)
+            else:
+                self.summary.add_event("sut_not_reloaded", label=action.label, reason="SUT dead")
             feed.control.set_symbols(symbols)
             if symbols:
                 rate = action.rate_per_symbol_hz
@@ -233,6 +362,7 @@ class HarnessRun:
                         rate_hz=rate,
                         l2_rate_hz=self.scenario.feed.level2_rate_per_symbol_hz,
                         weights=self._weights(symbols),
+                        render=getattr(self.scenario.feed.rate, "render", "live"),
                     )
                 feed.control.start()
             else:
@@ -269,8 +399,21 @@ class HarnessRun:
         )
         measurement = self._measurement(action, snapshot, sent, resources)
         evaluation = evaluate(measurement, self.scenario.thresholds)
+        if self.sut_dead:
+            evaluation = self._sut_exited(evaluation)
         self._record_stage(plan, action, snapshot, sent, resources, evaluation)
         return list(plan.submit(evaluation.verdict, evaluation.broken))
+
+    @staticmethod
+    def _sut_exited(evaluation: StageEvaluation) -> StageEvaluation:
+        """A hold during which the SUT died fails, whatever else was measured: the generator
+        guard cannot make it inconclusive (feed_sim stops sending when its watcher is gone)."""
+        died = ThresholdResult(
+            "sut_alive", Verdict.FAIL, 0.0, 1.0, "", "the system under test exited mid-hold"
+        )
+        return dataclasses.replace(
+            evaluation, verdict=Verdict.FAIL, results=(*evaluation.results, died)
+        )
 
     def _measurement(
         self, action: Evaluate, snapshot: CollectorSnapshot, sent: Any, resources: dict[str, Any]
@@ -285,6 +428,14 @@ class HarnessRun:
         loss = compare(snapshot.completeness, sent)
         duration_s = max(1e-9, ((sent.ended_ns or self.clock_ns()) - sent.started_ns) / 1e9)
         expected = action.expected_messages
+        if expected and action.early_abort is not None:
+            # The hold was cut short: the schedule promised only its share of the messages.
+            planned_s = (
+                self.scenario.rollback.verify_s
+                if action.verify
+                else self.scenario.stages[action.stage_index].hold_s
+            )
+            expected = int(expected * min(1.0, duration_s / planned_s))
         achieved_ratio = None
         if expected:
             achieved_ratio = sent.messages / expected
@@ -330,16 +481,28 @@ class HarnessRun:
             resources=resources,
             completeness=compare(snapshot.completeness, sent).to_json(),
             extra_histograms={"generator_lateness": sent.lateness_us},
+            started_ns=sent.started_ns,
+            ended_ns=sent.ended_ns,
         )
         self.summary.add_stage(entry, snapshot.measure.histograms)
-        for tag_suffix, intervals in (
-            ("", snapshot.intervals),
-            ("-uncorrected", snapshot.intervals_uncorrected),
-        ):
-            by_tag: dict[str, list[tuple[int, Any]]] = {}
-            for second, tag, encoded in intervals:
-                by_tag.setdefault(tag + tag_suffix, []).append((second, hdr.decode(encoded)))
-            for tag, rows in by_tag.items():
+        self.stage_measures.append(snapshot.measure)
+        self.stage_starts.append((action.label, sent.started_ns))
+        if self.scenario.outputs.plots:
+            histograms = {**snapshot.measure.histograms, "generator_lateness": sent.lateness_us}
+            self._plot(
+                plot_percentile_spectrum,
+                self.run_dir / "plots" / f"{action.label}-percentiles.png",
+                histograms,
+                f"{self.scenario.name} {action.label} ({symbols} symbols): lag by percentile",
+                self._limits_ms(),
+            )
+        for tag_suffix, name in (("", "total"), ("-uncorrected", "total_uncorrected")):
+            # The measure accumulates every sealed interval of the stage, whatever snapshots
+            # (early-abort checks) were taken before this one.
+            seconds = snapshot.measure.intervals.get(name, {})
+            rows = [(second, hdr.decode(code)) for second, code in sorted(seconds.items())]
+            if rows and self.scenario.outputs.hlog:
+                tag = action.label + tag_suffix
                 append_intervals(self.run_dir / "lag.hlog", self.run_start_ns, tag, rows)
         self.stage_rows.append(
             {
@@ -351,24 +514,48 @@ class HarnessRun:
                 "duration_s": (sent.ended_ns - sent.started_ns) / 1e9 if sent.ended_ns else 0.0,
             }
         )
-        write_junit(self.run_dir / "junit.xml", self.scenario.name, self.stage_rows)
+        if self.scenario.outputs.junit:
+            write_junit(self.run_dir / "junit.xml", self.scenario.name, self.stage_rows)
         colour = {Verdict.PASS: "green", Verdict.FAIL: "red"}.get(evaluation.verdict, "yellow")
         self.console.print(
             f"{action.label} ({symbols} symbols): "
             f"[{colour}]{evaluation.verdict}[/] {evaluation.summary}"
         )
 
-    def _run_hook(self, action: RunHook) -> None:
-        command = action.command.format(**action.values)
-        self.console.print(f"rollback hook: {command}")
-        proc = subprocess.run(
-            shlex.split(command),
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-            cwd=paths.repo_root(),
+    def _hook_values(self, plan_values: dict[str, str]) -> dict[str, str]:
+        """Every placeholder of HOOK_PLACEHOLDERS: the run's endpoints and files, the plan's
+        stage labels and outcome."""
+        feed, sut = self.ctx.feed, self.ctx.sut
+        assert feed is not None and sut is not None
+        symbols_file = getattr(sut, "symbols_file", self.run_dir / "sut" / "symbols.json")
+        values = command_values(
+            feed=feed.endpoints,
+            kafka=KafkaEndpoints(self.ctx.bootstrap),
+            symbols_file=symbols_file,
+            universe_file=self.scenario.resolve(self.scenario.symbols_file),
+            symbol_count=len(sut.symbols),
+            admin_url=getattr(self.scenario.sut, "admin_url", None),
+            topics=sut.topics(),
+            run_dir=self.run_dir,
         )
+        return {**values, **plan_values}
+
+    def _run_hook(self, action: RunHook) -> None:
+        command = expand_text(action.command, self._hook_values(action.values), "rollback.hook")
+        self.console.print(f"rollback hook: {command}")
+        try:
+            proc = subprocess.run(
+                shlex.split(command),
+                capture_output=True,
+                text=True,
+                timeout=self.scenario.rollback.hook_timeout_s,
+                check=False,
+                cwd=paths.repo_root(),
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            self.console.print(f"[red]rollback hook failed:[/] {exc}")
+            self.summary.add_event("hook_failed", command=command, error=str(exc))
+            return
         self.summary.add_event(
             "hook_ran",
             command=command,
@@ -377,11 +564,37 @@ class HarnessRun:
         )
 
     def _progress(self, plan: StagePlan) -> None:
+        """The progress line (stage, phase, time left, received rate, live P99) and
+        live.json, the same figures for `--ui` and anything else that wants to watch."""
         status = plan.status()
-        live = self.ctx.collector.live_p99_us() if self.ctx.collector else None
+        live = rate = None
+        if self.ctx.collector is not None:
+            counters = self.ctx.collector.counters()
+            live = counters.live_p99_us
+            now = (counters.t_ns, counters.consumed_messages)
+            if self._last_consumed is not None and now[0] > self._last_consumed[0]:
+                rate = (now[1] - self._last_consumed[1]) * 1e9 / (now[0] - self._last_consumed[0])
+            self._last_consumed = now
         p99 = f"{live / 1000:.1f} ms" if live is not None else "-"
+        received = f"{rate:,.0f} msg/s" if rate is not None else "-"
         self.console.print(
             f"[dim]{status.label} {status.phase} {status.symbol_count} symbols, "
-            f"{status.time_left_s:.0f} s left, live P99 {p99}[/]",
+            f"{status.time_left_s:.0f} s left, received {received}, live P99 {p99}[/]",
             highlight=False,
         )
+        self._write_live(
+            label=status.label,
+            phase=str(status.phase),
+            symbols=status.symbol_count,
+            time_left_s=status.time_left_s,
+            second=self.clock_ns() // 1_000_000_000,
+            p99_us=live,
+            rate_msg_s=rate,
+            done=status.phase is Phase.DONE,
+        )
+
+    def _write_live(self, **status: Any) -> None:
+        try:
+            write_atomic(self.live_path, json.dumps(status) + "\n")
+        except OSError:
+            log.warning("could not write %s", self.live_path, exc_info=True)

@@ -113,6 +113,11 @@ class FixedRate(_Strict):
 
     model: Literal["fixed"] = "fixed"
     rate_per_symbol_hz: float = Field(default=DEFAULT_RATE_PER_SYMBOL_HZ, gt=0)
+    render: Literal["ring", "live"] = "ring"
+    """How feed_sim renders each message: "ring" (pre-rendered per-symbol lines, the intended
+    time patched in: keeps 50k msg/s on schedule on a small machine) or "live" (every message
+    applied to the symbol's state and rendered: the faithful replay, ~15 us a message).
+    See feed_sim/server/paced_rings.py."""
 
 
 class TierWeightedRate(_Strict):
@@ -120,6 +125,8 @@ class TierWeightedRate(_Strict):
 
     model: Literal["tier_weighted"] = "tier_weighted"
     rate_per_symbol_hz: float = Field(default=DEFAULT_RATE_PER_SYMBOL_HZ, gt=0)
+    render: Literal["ring", "live"] = "ring"
+    """As FixedRate.render."""
 
 
 class TapeTimingRate(_Strict):

@@ -2,7 +2,7 @@
 
 Common JUnit schema (what Jenkins, GitLab and GitHub reporters read): one `<testsuites>`
 holding one `<testsuite>` per run with tests / failures / errors / skipped / time counts;
-each `<testcase classname="<scenario>" name="stage-N (S symbols) <threshold>" time="...">`
+each `<testcase classname="<scenario>" name="<label> (S symbols) <threshold>" time="...">`
 has a `<failure message=... type="threshold">` when the threshold broke (measured vs limit),
 a `<skipped message=...>` when it was inconclusive (generator saturated, nothing measured),
 and nothing when it passed.
@@ -33,8 +33,10 @@ def _figure(value: Any, unit: str) -> str:
 
 
 def case_name(stage: Mapping[str, Any], threshold: Mapping[str, Any]) -> str:
-    """`stage-N (S symbols) <threshold>`."""
-    return f"stage-{stage['index']} ({stage['symbols']} symbols) {threshold['name']}"
+    """`<label> (S symbols) <threshold>`; the label is stage-N, or verify-N for the verify hold
+    after a rollback (`stage-<index>` when a stage has no label)."""
+    label = stage.get("label") or f"stage-{stage['index']}"
+    return f"{label} ({stage['symbols']} symbols) {threshold['name']}"
 
 
 def junit_root(scenario: str, stages: Sequence[Mapping[str, Any]]) -> ET.Element:

@@ -3,7 +3,8 @@
 Layout of results/<run>/ owned here:
 
     summary.json                          run metadata, one entry per finished stage, events
-    histograms/stage-N-<measure>.hgrm.b64 each stage histogram, standard compressed base64
+    histograms/<label>-<measure>.hgrm.b64 each hold's histogram (label stage-N or verify-N),
+                                          standard compressed base64
 
 `SummaryWriter` rewrites summary.json after every stage (and event) by writing a temporary
 file in the same directory, fsync and `os.replace`: the file on disk is always a complete,
@@ -12,9 +13,9 @@ valid JSON document, so an interrupted run keeps every stage it finished (`"stat
 
 `run_metadata()` collects the scenario name and SHA-256, the git SHA of the checkout,
 package versions (importlib.metadata) and the host (CPU model, cores, memory via psutil).
-`stage_entry()` builds one stage's entry: P50/P95/P99/P99.9/max/count (us) of every
-histogram (CO-corrected and uncorrected total, per hop, and any extra such as generator
-lateness), threshold verdicts (plain dicts, e.g. `dataclasses.asdict(ThresholdResult)`),
+`stage_entry()` builds one stage's entry: P50/P90/P95/P99/P99.5/P99.9/P99.99/max/count (us)
+of every histogram (CO-corrected and uncorrected total, per hop, and any extra such as
+generator lateness), threshold verdicts (plain dicts, e.g. `dataclasses.asdict(ThresholdResult)`),
 resource figures, completeness and rollback events, all as given.
 """
 
@@ -141,9 +142,13 @@ def run_metadata(
     }
 
 
+FIGURE_PERCENTILES = (50, 90, 95, 99, 99.5, 99.9, 99.99)
+"""Percentiles of every histogram in summary.json (the tail points a sign-off reads)."""
+
+
 def histogram_figures(hist: HdrHistogram) -> dict[str, int]:
-    """P50/P95/P99/P99.9/max/count in us."""
-    return percentiles(hist, (50, 95, 99, 99.9))
+    """P50/P90/P95/P99/P99.5/P99.9/P99.99/max/count in us."""
+    return percentiles(hist, FIGURE_PERCENTILES)
 
 
 def stage_entry(
@@ -235,7 +240,8 @@ class SummaryWriter:
             folder = self.run_dir / HISTOGRAM_DIR
             folder.mkdir(exist_ok=True)
             for name, hist in histograms.items():
-                relative = f"{HISTOGRAM_DIR}/stage-{entry['index']}-{name}.hgrm.b64"
+                label = entry.get("label") or f"stage-{entry['index']}"
+                relative = f"{HISTOGRAM_DIR}/{label}-{name}.hgrm.b64"
                 write_atomic(self.run_dir / relative, encode(hist) + "\n")
                 files[name] = relative
         stage = _plain(dict(entry))

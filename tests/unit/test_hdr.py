@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from harness.hdr import (
     HIGHEST_US,
+    count_above,
     decode,
     encode,
     merged,
@@ -53,3 +54,13 @@ def test_encode_decode_and_merge_keep_counts() -> None:
     assert summary["count"] == 2000
     assert both.values_are_equivalent(summary["p99"], 20_000)
     assert summary["p50"] <= 1001
+
+
+def test_count_above_counts_only_buckets_wholly_above_the_value() -> None:
+    hist = new_histogram()
+    record_many(hist, np.array([10, 99_000, 100_000, 100_010, 150_000, 2_000_000]))
+    # 100_000 and 100_010 share a bucket at 3 significant digits: neither is "above" 100 ms.
+    assert count_above(hist, 100_000) == 2
+    assert count_above(hist, 5) == 6
+    assert count_above(hist, 60_000_000) == 0
+    assert count_above(new_histogram(), 1) == 0

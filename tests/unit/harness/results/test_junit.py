@@ -64,3 +64,15 @@ def test_rewritten_after_each_stage(tmp_path: Path) -> None:
 def test_no_stages_is_an_empty_valid_suite(tmp_path: Path) -> None:
     root = ET.parse(write_junit(tmp_path / "j.xml", "s", [])).getroot()
     assert root.get("tests") == "0" and root.find("testsuite") is not None
+
+
+def test_verify_hold_cases_are_named_by_label(tmp_path: Path) -> None:
+    verify = {**STAGES[0], "label": "verify-1"}
+    path = write_junit(tmp_path / "junit.xml", "ramp", [{**STAGES[0], "label": "stage-1"}, verify])
+    names = [case.get("name") for case in ET.parse(path).getroot().iter("testcase")]
+    assert names == [
+        "stage-1 (50 symbols) total_p95",
+        "stage-1 (50 symbols) total_p99",
+        "verify-1 (50 symbols) total_p95",
+        "verify-1 (50 symbols) total_p99",
+    ]

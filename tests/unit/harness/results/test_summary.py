@@ -94,3 +94,19 @@ def test_finished_run(tmp_path: Path) -> None:
     assert [s["index"] for s in doc["stages"]] == [1, 2]
     assert doc["events"][0]["kind"] == "rollback"
     assert doc["run"]["ended_utc"] == "2025-06-15T15:06:40.000Z"
+
+
+def test_verify_hold_keeps_its_own_histogram_files(tmp_path: Path) -> None:
+    """The verify hold after a rollback re-uses the good stage's index: its histograms must
+    not overwrite that stage's (files are named by label)."""
+    writer = SummaryWriter(tmp_path, run_metadata("ramp", "name: ramp\n", started_ns=T0))
+    stage = stage_entry(0, "stage-1", 50, measure=_measure("stage-1", 1_000))
+    verify = stage_entry(0, "verify-1", 50, measure=_measure("verify-1", 9_000))
+    stage_files = writer.add_stage(stage, _measure("stage-1", 1_000).histograms)
+    verify_files = writer.add_stage(verify, _measure("verify-1", 9_000).histograms)
+    assert stage_files["total"] == "histograms/stage-1-total.hgrm.b64"
+    assert verify_files["total"] == "histograms/verify-1-total.hgrm.b64"
+    first = decode((tmp_path / stage_files["total"]).read_text())
+    assert first.get_max_value() < 2_000  # still stage-1's 1 ms lags
+    figures = json.loads((tmp_path / "summary.json").read_text())["stages"][0]["latency_us"]
+    assert set(figures["total"]) >= {"p50", "p90", "p95", "p99", "p99.5", "p99.9", "p99.99"}
