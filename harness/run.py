@@ -35,7 +35,7 @@ from harness.feed_process import FeedSimProcess
 from harness.infra.errors import InfraError
 from harness.infra.kafka_local import LocalKafka
 from harness.infra.ports import LOOPBACK
-from harness.infra.topics import ensure_topics, feed_topic_specs
+from harness.infra.topics import ensure_topics, feed_topic_specs, wait_until_producible
 from harness.plan import (
     Evaluate,
     Finish,
@@ -235,6 +235,9 @@ class HarnessRun:
             brokers = len(self.ctx.bootstrap.split(","))
         partitions = len(self.universe.symbols)
         ensure_topics(self.ctx.bootstrap, feed_topic_specs(brokers, partitions))
+        with self.console.status("waiting until Kafka accepts idempotent producers..."):
+            waited = wait_until_producible(self.ctx.bootstrap, brokers)
+        self.summary.add_event("kafka_ready", bootstrap=self.ctx.bootstrap, waited_s=waited)
         with self.console.status("starting feed_sim..."):
             self.ctx.feed = FeedSimProcess(self.scenario, self.run_dir)
             self.ctx.feed.start()
@@ -248,7 +251,10 @@ class HarnessRun:
         sut = make_sut(self.scenario, self.run_dir)
         self.ctx.sut = sut
         self.ctx.collector = CollectorProcess(
-            self.ctx.bootstrap, sut.topics(), sut.record_mapping()
+            self.ctx.bootstrap,
+            sut.topics(),
+            sut.record_mapping(),
+            all_partitions=sut.partitions_for([]) is None,
         )
         self.ctx.collector.start()
         if self.ui_port is not None:
@@ -340,6 +346,9 @@ class HarnessRun:
         assert feed is not None and sut is not None and collector is not None
         if isinstance(action, SetSymbols):
             symbols = list(action.symbols)
+            partitions = sut.partitions_for(symbols)
+            if partitions:  # before the SUT subscribes: none of their records is missed
+                collector.assign(partitions)
             if not self.started:
                 sut.start(symbols, feed.endpoints, KafkaEndpoints(self.ctx.bootstrap))
                 if self.ctx.sampler is not None:

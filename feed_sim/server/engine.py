@@ -337,10 +337,18 @@ class FeedEngine:
             return
         wake_at = min(pending) + BATCH_QUANTUM_NS // 2
         wait_ns = wake_at - self.clock_ns()
-        if wait_ns > 2_000_000:
-            await self._sleep((wait_ns - 1_000_000) / 1e9)
+        rings = self._rings
+        if rings is not None and wait_ns > rings.build_estimate_ns + 3_000_000:
+            # Idle: build rings ahead (a ring is ~1,000 renders), not inline when due.
+            until = time.perf_counter_ns() + wait_ns - 3_000_000
+            rings.build_pending(self.markets, self.active, until, self.clock_ns())
+            wait_ns = wake_at - self.clock_ns()
+        if wait_ns > 3_000_000:
+            # The event loop's timers have 1 ms granularity (epoll) plus wake-up latency:
+            # come back 2 ms early and sleep the rest precisely.
+            await self._sleep((wait_ns - 2_000_000) / 1e9)
         elif wait_ns > 0:
-            time.sleep(wait_ns / 1e9)  # sub-ms precision; the loop was just serviced
+            time.sleep(wait_ns / 1e9)  # sub-ms precision (<= 3 ms); the loop was just serviced
 
     def _send_due(self, now: int) -> None:
         intended: list[int] = []
@@ -445,7 +453,7 @@ class FeedEngine:
         mask = 0
         rings = self._rings
         if rings is not None:
-            rings.begin_batch(self.clock_ns())
+            rings.begin_batch(self.clock_ns(), len(slots))
         for t, position in slots:
             market = markets[position]
             watchers = market.level1_watchers

@@ -13,9 +13,12 @@ every non-empty time field carries the message's intended time, the live state i
 advanced while rings serve (its TickID moves past the rings' when they stop, `finish()`).
 TickIDs stay consecutive per symbol. The run metadata says which rendering was used.
 
-A symbol switches to its rings once every fieldset watching it has one; rings are built
-within a rendering budget per batch (`begin_batch`), so until then (a few seconds with 495
-symbols) it is rendered live. Symbols with a trades-only (`t`) watcher are always live.
+A symbol switches to its rings once every fieldset watching it has one; until then it is
+rendered live. Rings are built in dense batches within a rendering budget (`begin_batch`; a
+few seconds for 495 symbols at 50k msg/s) and in idle windows long enough for one more
+build by the measured cost of the last ones (`build_pending`); a sparse schedule whose idle
+windows are shorter than a build simply stays live. Symbols
+with a trades-only (`t`) watcher are always live.
 """
 
 from __future__ import annotations
@@ -35,6 +38,12 @@ from feed_sim.server.flatout import (
 from feed_sim.server.market import SymbolMarket
 
 _NS_PER_DAY = 86_400 * 1_000_000_000
+DENSE_BATCH = 8
+"""Rings are built inline only in batches of at least this many slots: where messages are
+dense enough for rendering cost to matter (at 50k msg/s a 200 us batch holds ~10). A build
+is ~1,000 renders (several ms), a stall a sparse schedule would feel in full."""
+FIRST_BUILD_ESTIMATE_NS = 5_000_000
+"""Assumed cost of one symbol's rings until one has been measured (`build_estimate_ns`)."""
 
 
 class PacedRings:
@@ -49,8 +58,21 @@ class PacedRings:
         self._last_batch_ns = 0
         self._second = -1
         self._second_text = b""
+        self.build_estimate_ns = FIRST_BUILD_ESTIMATE_NS
+        """Cost of one symbol's rings: the last build, or half the previous estimate if
+        larger (a slow build raises it at once, fast ones lower it gradually)."""
 
-    def begin_batch(self, now_ns: int) -> None:
+    def _build(self, market: SymbolMarket, watchers: Mapping[Any, bool], now_ns: int) -> None:
+        started = time.perf_counter_ns()
+        fresh = SymbolRings(market)
+        for fieldset in {session.fieldset for session in watchers}:
+            fresh.build(fieldset, now_ns, self.ring_size)
+        self.symbols[market.symbol] = fresh
+        spent = time.perf_counter_ns() - started
+        self.build_estimate_ns = max(spent, self.build_estimate_ns // 2)
+        self._build_left_ns -= spent
+
+    def begin_batch(self, now_ns: int, slots: int = DENSE_BATCH) -> None:
         """Start a batch: a fresh build budget; rings rebuilt when the US/Eastern day changes
         (their date fields come from the day they were built).
 
@@ -64,6 +86,8 @@ class PacedRings:
         since = now_ns - self._last_batch_ns if self._last_batch_ns else 0
         self._last_batch_ns = now_ns
         self._build_left_ns = max(self.build_budget_ns, since // 2)
+        if slots < DENSE_BATCH:  # sparse: live rendering is cheap, a build would be a stall
+            self._build_left_ns = 0
 
     def ready(
         self, market: SymbolMarket, watchers: Mapping[Any, bool], now_ns: int
@@ -84,13 +108,26 @@ class PacedRings:
                 return None
         if self._build_left_ns <= 0:
             return None
-        started = time.perf_counter_ns()
-        fresh = SymbolRings(market)
-        for fieldset in {session.fieldset for session in watchers}:
-            fresh.build(fieldset, now_ns, self.ring_size)
-        self.symbols[market.symbol] = fresh
-        self._build_left_ns -= time.perf_counter_ns() - started
-        return fresh
+        self._build(market, watchers, now_ns)
+        return self.symbols[market.symbol]
+
+    def build_pending(
+        self, markets: Mapping[str, SymbolMarket], active: list[str], until_ns: int, now_ns: int
+    ) -> int:
+        """Use idle time: build the rings of watched active symbols that have none yet, while
+        one more build (by `build_estimate_ns`) ends before `until_ns` (perf_counter ns).
+        Returns how many symbols got rings."""
+        built = 0
+        for symbol in active:
+            if time.perf_counter_ns() + self.build_estimate_ns >= until_ns:
+                break
+            market = markets[symbol]
+            watchers = market.level1_watchers
+            if not watchers or symbol in self.symbols or any(watchers.values()):
+                continue
+            self._build(market, watchers, now_ns)
+            built += 1
+        return built
 
     def _extend(
         self, found: SymbolRings, watchers: Mapping[Any, bool], now_ns: int

@@ -98,7 +98,10 @@ class CollectorProcess:
         reply_timeout_s: float = 30.0,
         ready_timeout_s: float = 120.0,
         python: str = sys.executable,
+        all_partitions: bool = True,
     ) -> None:
+        """`all_partitions=False`: read no partition until `assign()` names them."""
+        self.all_partitions = all_partitions
         self.bootstrap = bootstrap
         self.topics = list(topics)
         self.mapping = mapping
@@ -129,6 +132,8 @@ class CollectorProcess:
             cmd += ["--mapping", mapping]
         if self.group:
             cmd += ["--group", self.group]
+        if not self.all_partitions:
+            cmd += ["--partitions", "none"]
         return cmd
 
     def start(self) -> CollectorProcess:
@@ -211,6 +216,13 @@ class CollectorProcess:
         if label is not None:
             cmd["label"] = label
         return self._snapshot(self.request(cmd))
+
+    def assign(self, partitions: Sequence[int]) -> int:
+        """Also read these partition numbers (of every topic) from their end; returns how many
+        partition numbers are read now."""
+        reply = self.request({"cmd": "assign", "partitions": sorted(set(partitions))})
+        self.partitions = int(reply["partitions"]) * len(self.topics)
+        return int(reply["partitions"])
 
     def counters(self) -> CollectorCounters:
         reply = self.request({"cmd": "counters"})

@@ -12,6 +12,9 @@ Consumption. The consumer assigns itself every partition of the SUT's topics at 
 start offsets (the end, or the beginning with `--offset-reset earliest`) looked up with one
 ListOffsets request before the process reports ready, so everything produced after the
 `ready` line is read -- no group rebalance, no lazy "latest" resolution racing the producer.
+With `--partitions none` it starts with no partition and reads only those the runner adds
+with `assign` (the stage's symbols' partitions, at their end offsets), since a consumer of all
+3 x 495 partitions makes every fetch cost the broker (and the Kafka hop) milliseconds.
 Fetch settings favour latency (fetch.wait.max.ms 10, fetch.min.bytes 1) so the observed time
 is not inflated by the fetcher. The main thread loops on `consume(1000, timeout=0.002)` and
 stamps `observed_ns = time.time_ns()` once per batch, right after `consume` returns. Every
@@ -28,6 +31,8 @@ command waits at most one consume timeout plus one batch.
     {"cmd": "snapshot"[, "label": L]}         -> a snapshot (below)
     {"cmd": "counters"}                       -> {"stage", "consumed_messages", "consumed_bytes",
                                                   "kafka_errors", "live_p99_us", "t_ns"}
+    {"cmd": "assign", "partitions": [0, 7]}   -> {"ok": true, "added": N, "partitions": total}
+                                                 (those partition numbers of every topic)
     {"cmd": "stop"}                           -> a final snapshot, then exit 0
     anything wrong                            -> {"error": "..."}
 
@@ -54,7 +59,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from types import FrameType
 from typing import IO, Any, ClassVar
@@ -274,9 +279,14 @@ def handle(collector: Collector, command: dict[str, Any]) -> tuple[dict[str, Any
 
 
 def start_offsets(
-    bootstrap: str, topics: Sequence[str], earliest: bool, timeout_s: float
+    bootstrap: str,
+    topics: Sequence[str],
+    earliest: bool,
+    timeout_s: float,
+    only: Collection[int] | None = None,
 ) -> list[TopicPartition]:
-    """Every partition of `topics` at its current end (or beginning), by ListOffsets."""
+    """Every partition of `topics` (or those numbered in `only`) at its current end (or
+    beginning), by ListOffsets."""
     admin = admin_client(bootstrap)
     deadline = time.monotonic() + timeout_s
     while True:
@@ -288,7 +298,12 @@ def start_offsets(
             raise KafkaException(f"topics not found on {bootstrap}: {', '.join(missing)}")
         time.sleep(0.25)
     spec = OffsetSpec.earliest() if earliest else OffsetSpec.latest()  # type: ignore[no-untyped-call]
-    wanted = {TopicPartition(t, p): spec for t in topics for p in sorted(metadata[t].partitions)}
+    wanted = {
+        TopicPartition(t, p): spec
+        for t in topics
+        for p in sorted(metadata[t].partitions)
+        if only is None or p in only
+    }
     offsets: dict[TopicPartition, int] = {}
     while True:  # a freshly created topic answers "not leader" for a moment: retry until deadline
         todo = {tp: s for tp, s in wanted.items() if tp not in offsets}
@@ -313,8 +328,36 @@ def start_offsets(
     return [TopicPartition(tp.topic, tp.partition, offsets[tp]) for tp in wanted]
 
 
+class Assigner:
+    """Which partitions the consumer reads. All of the SUT's topics' partitions by default;
+    with `--partitions none` only those the runner names (`assign`), added at their end
+    offsets: a consumer of all 3 x 495 partitions makes the broker answer every fetch for all
+    of them, which costs the Kafka hop milliseconds on a small machine."""
+
+    def __init__(
+        self, consumer_: Consumer, bootstrap: str, topics: Sequence[str], timeout_s: float
+    ):
+        self.consumer = consumer_
+        self.bootstrap = bootstrap
+        self.topics = list(topics)
+        self.timeout_s = timeout_s
+        self.assigned: set[int] = set()
+
+    def assign(self, partitions: Sequence[int]) -> dict[str, Any]:
+        fresh = {int(p) for p in partitions} - self.assigned
+        if fresh:
+            offsets = start_offsets(self.bootstrap, self.topics, False, self.timeout_s, fresh)
+            self.consumer.incremental_assign(offsets)
+            self.assigned |= fresh
+        return {"ok": True, "added": len(fresh), "partitions": len(self.assigned)}
+
+
 def serve(
-    consumer_: Consumer, collector: Collector, channel: ControlChannel, stop: threading.Event
+    consumer_: Consumer,
+    collector: Collector,
+    channel: ControlChannel,
+    stop: threading.Event,
+    assigner: Assigner | None = None,
 ) -> int:
     """The main loop: serve commands between batches until `stop` or a stop command."""
     while not stop.is_set():
@@ -325,7 +368,13 @@ def serve(
                 break
             if command is ControlChannel.EOF:
                 return EXIT_OK
-            reply, done = handle(collector, command)
+            if command.get("cmd") == "assign" and assigner is not None:
+                try:
+                    reply, done = assigner.assign(list(command.get("partitions") or [])), False
+                except (KafkaException, TypeError, ValueError) as exc:
+                    reply, done = {"error": f"assign failed: {exc}"}, False
+            else:
+                reply, done = handle(collector, command)
             try:
                 channel.reply(reply)
             except (BrokenPipeError, ValueError):  # the orchestrator is gone
@@ -351,6 +400,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--group", default=None, help="consumer group id (default: unique)")
     parser.add_argument("--offset-reset", choices=("latest", "earliest"), default="latest")
     parser.add_argument("--timeout", type=float, default=60.0, help="startup timeout (s)")
+    parser.add_argument(
+        "--partitions",
+        choices=("all", "none"),
+        default="all",
+        help="read every partition from the start, or none until `assign` names them",
+    )
     return parser.parse_args(argv)
 
 
@@ -379,7 +434,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     group = args.group or f"harness-collector-{os.getpid()}-{time.time_ns()}"
     try:
         partitions = start_offsets(
-            args.bootstrap, topics, args.offset_reset == "earliest", args.timeout
+            args.bootstrap,
+            topics,
+            args.offset_reset == "earliest",
+            args.timeout,
+            set() if args.partitions == "none" else None,
         )
         kafka = consumer(
             args.bootstrap,
@@ -387,6 +446,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             {**CONSUMER_SETTINGS, "auto.offset.reset": args.offset_reset},
         )
         kafka.assign(partitions)
+        assigner = Assigner(kafka, args.bootstrap, topics, args.timeout)
+        assigner.assigned = {tp.partition for tp in partitions}
     except KafkaException as exc:
         channel.reply({"error": f"Kafka unavailable: {exc}"})
         return EXIT_INFRA
@@ -397,7 +458,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     channel.start()
     try:
-        return serve(kafka, collector, channel, stop)
+        return serve(kafka, collector, channel, stop, assigner)
     finally:
         kafka.close()
 

@@ -22,7 +22,7 @@ from harness.defaults import (
     TOPIC_RETENTION_MS,
 )
 from harness.infra.errors import InfraError
-from harness.infra.kafka_clients import admin_client
+from harness.infra.kafka_clients import admin_client, producer
 
 
 @dataclass(frozen=True)
@@ -128,3 +128,39 @@ def _wait_visible(admin: AdminClient, specs: list[TopicSpec], timeout_s: float) 
             missing = [s.name for s in specs if s.name not in topics]
             raise InfraError(f"topics not ready within {timeout_s:.0f}s (missing: {missing})")
         time.sleep(0.25)
+
+
+PROBE_TOPIC = "harness.probe"
+
+
+def wait_until_producible(bootstrap: str, brokers: int, timeout_s: float = 120.0) -> float:
+    """Produce one record with an idempotent acks=all producer to PROBE_TOPIC (created if
+    missing) until it is delivered; returns the seconds it took.
+
+    A fresh broker answers metadata requests long before it can serve idempotent producers
+    ("coordinator load in progress" while __transaction_state loads): a SUT starting then
+    holds its first records for up to seconds, which would land in the first stage's lag.
+    """
+    started = time.monotonic()
+    ensure_topics(bootstrap, [TopicSpec(PROBE_TOPIC, 1, min(MAX_REPLICATION, brokers), {})])
+    probe = producer(
+        bootstrap, {"enable.idempotence": True, "acks": "all", "message.timeout.ms": 10_000}
+    )
+    errors: list[str] = []
+    outcome: list[str | None] = []
+
+    def delivered(err: Any, _msg: Any) -> None:
+        outcome.append(None if err is None else str(err))
+
+    while time.monotonic() - started < timeout_s:
+        outcome.clear()
+        probe.produce(PROBE_TOPIC, b"probe", on_delivery=delivered)
+        probe.flush(15)
+        if outcome and outcome[0] is None:
+            return time.monotonic() - started
+        errors.append(str(outcome[0]) if outcome else "no delivery report")
+        time.sleep(0.5)
+    raise InfraError(
+        f"Kafka at {bootstrap} did not accept an idempotent acks=all record within "
+        f"{timeout_s:.0f} s: {errors[-1] if errors else 'no attempt'}"
+    )

@@ -100,6 +100,11 @@ class SystemUnderTest(ABC):
         """The container the sampler reads stats of, for container SUTs."""
         return None
 
+    def partitions_for(self, symbols: Sequence[str]) -> list[int] | None:
+        """The partitions the SUT writes `symbols` to, when known (then the collector reads
+        only those); None = unknown, read every partition."""
+        return None
+
     def topics(self) -> list[str]:
         """The Kafka topics the collector reads."""
         return list(self.mapping.topics)

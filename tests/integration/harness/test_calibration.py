@@ -153,9 +153,11 @@ def calibrated_run(
     symbols = [s.symbol for s in load_universe(universe_file).stratified_subset(SYMBOLS)]
     feed = FeedSimProcess(scen, run_dir, startup_timeout_s=180)
     core = CommandCore(core_config(), run_dir, universe_file)
-    collector = CollectorProcess(bootstrap, [TOPIC], core.record_mapping())
+    collector = CollectorProcess(bootstrap, [TOPIC], core.record_mapping(), all_partitions=False)
     try:
         collector.start()
+        universe = load_universe(universe_file)
+        collector.assign([universe.partition_of(s) for s in symbols])
         feed.start()
         core.start(symbols, feed.endpoints, KafkaEndpoints(bootstrap))
         feed.control.set_symbols(symbols)

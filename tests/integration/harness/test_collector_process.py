@@ -219,3 +219,38 @@ def test_sigterm_exits_cleanly(collector: CollectorProcess) -> None:
     assert collector.proc.wait(timeout=30) == 0
     with pytest.raises(CollectorError):
         collector.snapshot()
+
+
+def test_reads_only_the_partitions_it_is_told(bootstrap: str) -> None:
+    """`--partitions none`: nothing is read until `assign`; then only those partitions, from
+    their end (records produced before the assign are not read)."""
+    proc = CollectorProcess(
+        bootstrap, list(TOPICS.values()), ready_timeout_s=60, all_partitions=False
+    )
+    now = time.time_ns()
+
+    def records(symbol: str, first: int, count: int) -> list[FeedRecord]:
+        return [
+            FeedRecord(symbol, "trade", first + i, now, now + 1_000, now + 2_000)
+            for i in range(count)
+        ]
+
+    try:
+        proc.start()
+        assert proc.partitions == 0
+        proc.stage("stage-1")
+        produce(bootstrap, records("AAA", 1, 5))  # partition 0: not assigned yet
+        time.sleep(1.0)
+        assert proc.counters().consumed_messages == 0
+        assert proc.assign([SYMBOLS.index("BBB") % PARTITIONS]) == 1
+        assert proc.assign([SYMBOLS.index("BBB") % PARTITIONS]) == 1  # idempotent
+        produce(bootstrap, records("AAA", 6, 5) + records("BBB", 1, 7))
+        wait_for("BBB's records", lambda: proc.snapshot().stage_messages >= 7)
+        time.sleep(1.0)
+        snapshot = proc.snapshot()
+        assert snapshot.stage_messages == 7  # AAA's partition is still not read
+        assert set(snapshot.completeness.keys) == {("BBB", "l1")}
+    finally:
+        proc.stop(timeout_s=20)
+    pid = proc.pid
+    assert pid is not None and not psutil.pid_exists(pid)
