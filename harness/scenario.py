@@ -201,12 +201,16 @@ class RecordMapping(_Strict):
     type: str | None = "type"
     time_unit_ns: int = Field(default=1, ge=1)
     topics: list[str] = Field(default_factory=lambda: list(FEED_TOPICS), min_length=1)
+    partitions: Literal["all", "universe"] = "all"
+    """"universe": the core writes each symbol to its partition from the symbols file (as the
+    reference core does), so the collector reads only the stage's symbols' partitions; "all":
+    unknown, read every partition of `topics` (each fetch then covers all of them)."""
 
     def field_mapping(self) -> Any:
         """The collector's FieldMapping for these keys (imported lazily: numpy, orjson)."""
         from harness.collector.mapping import FieldMapping
 
-        return FieldMapping.from_dict(self.model_dump(exclude={"topics"}))
+        return FieldMapping.from_dict(self.model_dump(exclude={"topics", "partitions"}))
 
 
 class ReloadConfig(_Strict):

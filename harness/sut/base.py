@@ -72,6 +72,9 @@ class SystemUnderTest(ABC):
 
     def __init__(self, mapping: RecordMapping) -> None:
         self.mapping = mapping
+        self.universe_file: Path | None = None
+        """The scenario's symbols file, where the adapter knows it."""
+        self._partition_of: dict[str, int] | None = None
         self.symbols: list[str] = []
         self.warnings: list[str] = []
         """Things the run metadata should mention (e.g. a reload that could not happen)."""
@@ -102,8 +105,14 @@ class SystemUnderTest(ABC):
 
     def partitions_for(self, symbols: Sequence[str]) -> list[int] | None:
         """The partitions the SUT writes `symbols` to, when known (then the collector reads
-        only those); None = unknown, read every partition."""
-        return None
+        only those): the symbols file's partitions if `record_mapping.partitions` is
+        "universe"; None = unknown, read every partition."""
+        if self.mapping.partitions != "universe" or self.universe_file is None:
+            return None
+        if self._partition_of is None:
+            rows = json.loads(self.universe_file.read_text())["symbols"]
+            self._partition_of = {str(r["symbol"]): int(r["partition"]) for r in rows}
+        return sorted({self._partition_of[s] for s in symbols if s in self._partition_of})
 
     def topics(self) -> list[str]:
         """The Kafka topics the collector reads."""

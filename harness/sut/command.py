@@ -133,7 +133,7 @@ class CommandCore(SystemUnderTest):
         super().__init__(config.record_mapping)
         self.config = config
         self.run_dir = run_dir
-        self.universe_file = universe_file
+        self.universe_file: Path = universe_file
         self.cwd = cwd if cwd is not None else config.cwd
         self.symbols_file = run_dir / "sut" / "symbols.json"
         self.log = run_dir / "logs" / "sut.log"

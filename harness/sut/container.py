@@ -59,7 +59,7 @@ class ContainerCore(SystemUnderTest):
         super().__init__(config.record_mapping)
         self.config = config
         self.run_dir = run_dir
-        self.universe_file = universe_file
+        self.universe_file: Path = universe_file
         self.symbols_file = run_dir / "sut" / "symbols.json"
         self.client: Any = None
         self.container: Any = None

@@ -52,7 +52,7 @@ class ReferenceCore(SystemUnderTest):
         super().__init__(config.record_mapping)
         self.config = config
         self.run_dir = run_dir
-        self.universe_file = universe_file
+        self.universe_file: Path = universe_file
         self.startup_timeout_s = startup_timeout_s
         self.reload_timeout_s = reload_timeout_s
         self.python = python

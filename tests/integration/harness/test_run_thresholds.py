@@ -69,7 +69,7 @@ def scenario(bootstrap: str, behaviour: str, hook: str | None = None) -> Scenari
                 "kind": "command",
                 "command": core_command(behaviour),
                 "reload": {"method": "signal"},
-                "record_mapping": {"topics": [TOPIC]},
+                "record_mapping": {"topics": [TOPIC], "partitions": "universe"},
             },
             "infra": {"mode": "external", "bootstrap": bootstrap},
             "stages": [
