@@ -480,10 +480,7 @@ class FeedEngine:
                 if counts is None:
                     counts_of[market.symbol] = SymbolCount(1, tick_id, tick_id)
                 else:
-                    if not counts.sent:
-                        counts.first_seq = tick_id
-                    counts.sent += 1
-                    counts.last_seq = tick_id
+                    counts.note(tick_id)
                 continue
             applied = market.next_level1(t)
             if applied is None:
