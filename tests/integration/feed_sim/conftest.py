@@ -290,6 +290,28 @@ class LineClient:
         line, _, self._buffer = self._buffer.partition(b"\n")
         return line + b"\n"
 
+    def drain_until_closed(self, timeout: float) -> bool:
+        """Read and discard everything until the peer closes (EOF or reset) or `timeout`
+        passes; True if it closed. Bulk reads: the kernel may hold megabytes for a client
+        that stopped reading, too much to take line by line on a busy machine."""
+        deadline = time.monotonic() + timeout
+        self._buffer = b""
+        while not self.closed_by_peer:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            self.sock.settimeout(remaining)
+            try:
+                chunk = self.sock.recv(1 << 20)
+            except TimeoutError:
+                return False
+            except (ConnectionResetError, ConnectionAbortedError):
+                self.closed_by_peer = True
+                break
+            if not chunk:
+                self.closed_by_peer = True
+        return True
+
     def line(self, timeout: float | None = None, skip_timestamps: bool = True) -> str | None:
         """The next line without CRLF (asserted present); `T` lines skipped by default."""
         deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
