@@ -352,6 +352,13 @@ def _default_stages() -> list[Stage]:
     return [Stage(symbols=n) for n in STAGES]
 
 
+GENERATOR_LATENESS_P99_MS = 10.0
+"""Generator guard default: a tenth of the default total-lag P99 budget. The generator's own
+lateness is inside the CO-corrected total lag, so beyond this the generator rather than the
+SUT could decide a verdict near the limit. (feed_sim's benchmark target, 1 ms at 50k msg/s on
+an idle machine, is a separate budget: bench/bench_feed_sim.py.)"""
+
+
 class Thresholds(_Strict):
     """Pass/fail limits of a stage (harness.thresholds evaluates them). None = not checked.
 
@@ -371,7 +378,7 @@ class Thresholds(_Strict):
     loss_ratio_max: float = Field(default=0.0, ge=0, le=1)
     duplicates_max: int = Field(default=0, ge=0)
     achieved_rate_ratio_min: float = Field(default=0.99, gt=0, le=1)
-    generator_lateness_p99_ms_max: float = Field(default=1.0, gt=0)
+    generator_lateness_p99_ms_max: float = Field(default=GENERATOR_LATENESS_P99_MS, gt=0)
     min_samples: int = Field(default=100, ge=1)
 
 

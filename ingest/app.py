@@ -64,6 +64,7 @@ class IngestApp:
             topic_prefix=config.kafka.topic_prefix,
             overrides=config.kafka.producer,
             queue_max_messages=config.kafka.queue_max_messages,
+            producers=config.kafka.producers,
             clock_ns=clock_ns,
             on_delivery=self._on_delivery,
         )

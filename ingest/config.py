@@ -39,6 +39,12 @@ class KafkaSettings(BaseModel):
     partitions: int = Field(default=495, ge=1)
     producer: dict[str, Any] = Field(default_factory=dict, description="librdkafka overrides")
     queue_max_messages: int = Field(default=100_000, ge=1000)
+    producers: int = Field(
+        default=4,
+        ge=1,
+        le=64,
+        description="idempotent producers, partition p on producer p % n (see ingest.kafka_out)",
+    )
 
 
 class MetricsSettings(BaseModel):

@@ -10,6 +10,13 @@ Owns the producer settings and the hand-over of `FeedRecord`s to librdkafka (con
   producer retries); these two cannot be overridden;
 - latency: `linger.ms=2`, lz4, Nagle off. With explicit partitions and ~100 msg/s per symbol
   a batch per partition rarely fills, so linger, not batch size, bounds the wait;
+- several producers (`producers`, default 4), partition p going to producer p % n: librdkafka
+  sends one partition per ProduceRequest (librdkafka issue #1700) and an idempotent producer
+  keeps at most 5 requests in flight per broker connection, so with hundreds of partitions of
+  ~100 msg/s each a single producer queues records behind each other for tens to hundreds of
+  ms (measured on a 2-core VM at 5,000 msg/s over 50 partitions: internal-queue P99 66 ms,
+  end-to-end P99 330 ms with one producer, 46 ms with four). Each partition has exactly one
+  producer, so per-partition order and idempotence hold;
 - a bounded local queue (`queue.buffering.max.messages` / `.kbytes`). When it is full
   (`BufferError`) `send` polls (serving delivery reports, which frees space) and retries:
   the caller blocks, memory stays bounded, nothing is dropped;
@@ -35,6 +42,7 @@ KAFKA_LOGGER = logging.getLogger("ingest.kafka")
 DEFAULT_TOPIC_PREFIX = "iqfeed"
 DEFAULT_QUEUE_MAX_MESSAGES = 100_000
 DEFAULT_QUEUE_MAX_KBYTES = 64 * 1024
+DEFAULT_PRODUCERS = 4
 BACKPRESSURE_POLL_S = 0.01
 PINNED = {"acks": "all", "enable.idempotence": True}
 
@@ -101,24 +109,38 @@ class KafkaOutput:
         clock_ns: Callable[[], int] = time.time_ns,
         on_delivery: Callable[[str | None], None] | None = None,
         statistics_interval_ms: int = 0,
+        producers: int = DEFAULT_PRODUCERS,
     ) -> None:
+        if producers < 1:
+            raise ValueError(f"producers must be >= 1, got {producers}")
         self.partition_of = partition_of
         self.topics = topic_names(topic_prefix)
         self.clock_ns = clock_ns
         self.on_delivery = on_delivery
         self.stats = DeliveryStats()
-        self.last_statistics: dict[str, Any] = {}
+        self.last_statistics: list[dict[str, Any]] = [{} for _ in range(producers)]
         self.config = producer_config(
             bootstrap,
-            queue_max_messages=queue_max_messages,
-            queue_max_kbytes=queue_max_kbytes,
+            # The bound is for the whole output: each producer holds its share of it.
+            queue_max_messages=max(1, queue_max_messages // producers),
+            queue_max_kbytes=max(1, queue_max_kbytes // producers),
             overrides=overrides,
         )
-        client_config: dict[str, Any] = {**self.config, "logger": KAFKA_LOGGER}
+        self._producers = [
+            Producer(self._client_config(index, statistics_interval_ms))
+            for index in range(producers)
+        ]
+
+    def _client_config(self, index: int, statistics_interval_ms: int) -> dict[str, Any]:
+        client_config: dict[str, Any] = {
+            **self.config,
+            "client.id": f"{self.config['client.id']}-{index}",
+            "logger": KAFKA_LOGGER,
+        }
         if statistics_interval_ms > 0:
             client_config["statistics.interval.ms"] = statistics_interval_ms
-            client_config["stats_cb"] = self._on_statistics
-        self._producer = Producer(client_config)
+            client_config["stats_cb"] = lambda text: self._on_statistics(index, text)
+        return client_config
 
     def send(self, record: FeedRecord) -> None:
         """Stamp `produced_ns` and hand the record over; blocks while the local queue is full."""
@@ -127,10 +149,11 @@ class KafkaOutput:
         except KeyError:
             raise ValueError(f"unknown record type {record.type!r}") from None
         partition = self.partition_of(record.symbol)
+        producer = self._producers[partition % len(self._producers)]
         while True:
             record.produced_ns = self.clock_ns()
             try:
-                self._producer.produce(
+                producer.produce(
                     topic,
                     value=record.to_value(),
                     key=record.symbol.encode(),
@@ -140,22 +163,31 @@ class KafkaOutput:
                 break
             except BufferError:
                 self.stats.backpressure_waits += 1
-                self._producer.poll(BACKPRESSURE_POLL_S)
+                producer.poll(BACKPRESSURE_POLL_S)
         self.stats.produced += 1
 
     def poll(self, timeout_s: float = 0.0) -> int:
-        """Serve delivery reports; returns how many callbacks ran."""
-        served: int = self._producer.poll(timeout_s)
+        """Serve delivery reports of every producer; returns how many callbacks ran.
+
+        A timeout is spent on the first producer; the others are served without waiting.
+        """
+        served = 0
+        for producer in self._producers:
+            served += int(producer.poll(timeout_s))
+            timeout_s = 0.0
         return served
 
     def flush(self, timeout_s: float) -> int:
         """Wait up to `timeout_s` for every record to be delivered; returns those still queued."""
-        remaining: int = self._producer.flush(timeout_s)
+        deadline = time.monotonic() + timeout_s
+        remaining = 0
+        for producer in self._producers:
+            remaining += int(producer.flush(max(0.0, deadline - time.monotonic())))
         return remaining
 
     def queue_length(self) -> int:
-        """Records produced but not yet delivered (or failed)."""
-        return len(self._producer)
+        """Records produced but not yet delivered (or failed), over all producers."""
+        return sum(len(producer) for producer in self._producers)
 
     def stats_json(self) -> dict[str, Any]:
         """Counts for the admin state endpoint."""
@@ -168,13 +200,15 @@ class KafkaOutput:
         }
 
     def describe(self) -> dict[str, Any]:
-        """Settings in force plus what the broker granted (idempotent producer id) if known."""
-        eos = self.last_statistics.get("eos", {})
-        return {
-            "config": dict(self.config),
-            "idempotence_state": eos.get("idemp_state"),
-            "producer_id": eos.get("producer_id"),
-        }
+        """Settings in force plus what the broker granted each producer, if known.
+
+        `idempotence_state` / `producer_id` are the first producer's; `producers` lists all.
+        """
+        granted = [
+            {"idempotence_state": eos.get("idemp_state"), "producer_id": eos.get("producer_id")}
+            for eos in (stats.get("eos", {}) for stats in self.last_statistics)
+        ]
+        return {"config": dict(self.config), **granted[0], "producers": granted}
 
     def _on_delivery(self, err: KafkaError | None, _msg: Message) -> None:
         if err is None:
@@ -187,5 +221,5 @@ class KafkaOutput:
         if self.on_delivery is not None:
             self.on_delivery(name)
 
-    def _on_statistics(self, text: str) -> None:
-        self.last_statistics = json.loads(text)
+    def _on_statistics(self, index: int, text: str) -> None:
+        self.last_statistics[index] = json.loads(text)

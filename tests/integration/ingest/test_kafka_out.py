@@ -65,6 +65,11 @@ def test_partition_key_topic_and_delivery_counts(feed_topics: str) -> None:
         assert msg.partition == table.partition_of(record.symbol)
         assert msg.topic == topics[record.type]
         assert record.produced_ns >= 1_800_000_000_000_000_000
+    # Per topic and symbol, records arrive in the order sent (one producer owns a partition).
+    arrival: dict[tuple[str, bytes], list[int]] = {}
+    for msg in got:
+        arrival.setdefault((msg.topic, msg.key), []).append(FeedRecord.from_value(msg.value).seq)
+    assert all(seqs == sorted(seqs) for seqs in arrival.values())
     zzzz = {m.partition for m in got if m.key == b"ZZZZ"}
     assert zzzz == {stable_partition("ZZZZ", 495)}
     sent = sorted((r.symbol, r.seq, r.produced_ns) for r in records)
@@ -79,15 +84,22 @@ def test_acks_all_and_idempotence_in_force(feed_topics: str) -> None:
     out.send(FeedRecord("AAPL", "trade", 1, 1, 2, 0, {"run": "idem"}))
     assert out.flush(30) == 0
     deadline = time.monotonic() + 20
-    while out.describe()["idempotence_state"] != "Assigned" and time.monotonic() < deadline:
+
+    def states() -> set[str | None]:
+        return {p["idempotence_state"] for p in out.describe()["producers"]}
+
+    while states() != {"Assigned"} and time.monotonic() < deadline:
         out.poll(0.1)
     described = out.describe()
     assert described["config"]["acks"] == "all"
     assert described["config"]["enable.idempotence"] is True
     assert described["config"]["compression.type"] == "lz4"
     # The broker granted an idempotent producer id (librdkafka only asks for one with acks=all).
-    assert described["idempotence_state"] == "Assigned"
-    assert isinstance(described["producer_id"], int) and described["producer_id"] >= 0
+    # Every one of the output's producers (partition p on producer p % 4) has its own id.
+    assert len(described["producers"]) == 4
+    assert all(p["idempotence_state"] == "Assigned" for p in described["producers"])
+    ids = [p["producer_id"] for p in described["producers"]]
+    assert all(isinstance(i, int) and i >= 0 for i in ids) and len(set(ids)) == 4
     with pytest.raises(ValueError, match="acks"):
         producer_config(feed_topics, overrides={"acks": "1"})
     with pytest.raises(ValueError, match="idempotence"):

@@ -122,7 +122,7 @@ def test_unmeasured_configured_threshold_fails_and_null_skips_it() -> None:
 
 @pytest.mark.parametrize(
     "guard",
-    [{"generator_lateness_p99_us": 5_000}, {"achieved_rate_ratio": 0.9}],
+    [{"generator_lateness_p99_us": 12_000}, {"achieved_rate_ratio": 0.9}],
     ids=["lateness", "achieved-rate"],
 )
 def test_generator_guard_makes_the_stage_inconclusive_never_pass_or_fail(
@@ -236,3 +236,9 @@ def test_run_verdict_reasons() -> None:
     short = run_verdict(outcome_of(P, P), stage_count=4)
     assert short.code is ExitCode.INCONCLUSIVE and "only 2 of 4" in short.reason
     assert run_verdict(outcome_of(P, P), stage_count=2).code is ExitCode.PASSED
+
+
+def test_generator_guard_default_is_a_tenth_of_the_p99_budget() -> None:
+    defaults = Thresholds()
+    assert defaults.total_lag_p99_ms is not None
+    assert defaults.generator_lateness_p99_ms_max == defaults.total_lag_p99_ms / 10
