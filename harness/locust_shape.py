@@ -7,16 +7,24 @@ which stops Locust. The spawn rate is `SPAWN_RATE` users (symbols) a second: the
 subscription batches of 50 symbols with a pause between batches. Locust's own statistics
 never decide a verdict (ARCHITECTURE.md, Locust's role).
 
-`shape_tick(plan)` is the pure mapping. `make_shape(plan, drive)` builds the Locust object; it
-imports locust lazily (importing locust monkey-patches the process with gevent), so importing
-this module, or harness.plan, is harmless. With `drive`, every Locust tick also advances the
-plan (`plan.tick()`) and hands the actions to `drive`; without it the shape only reads the plan
-that the runner advances.
+Two ways to follow the plan:
+
+- `status_shape(read_status)`: what `harness run` uses. The runner drives the plan in its own
+  process and writes its status (live.json) each second; the Locust process
+  (`harness.locust_process`, headless or with the web UI) reads it, so the runner never
+  imports locust. `status_users(status)` is the pure mapping.
+- `make_shape(plan, drive)`: the plan itself inside a Locust process (a locustfile driving a
+  plan); with `drive`, every Locust tick also advances the plan (`plan.tick()`) and hands the
+  actions to `drive`; without it the shape only reads the plan. `shape_tick(plan)` is its pure
+  mapping.
+
+Both import locust lazily (importing locust monkey-patches the process with gevent), so
+importing this module, or harness.plan, is harmless.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 from harness.plan import Action, Phase, StagePlan
@@ -30,6 +38,33 @@ def shape_tick(plan: StagePlan, spawn_rate: float = SPAWN_RATE) -> tuple[int, fl
     if status.phase is Phase.DONE:
         return None
     return status.symbol_count, spawn_rate
+
+
+def status_users(
+    status: Mapping[str, Any] | None, spawn_rate: float = SPAWN_RATE
+) -> tuple[int, float] | None:
+    """(symbols of the current stage, spawn rate) from the runner's live status; None when
+    the run is done; no users while there is no status yet."""
+    if status is None:
+        return 0, spawn_rate
+    if status.get("done"):
+        return None
+    return int(status.get("symbols", 0)), spawn_rate
+
+
+def status_shape(
+    read_status: Callable[[], Mapping[str, Any] | None], spawn_rate: float = SPAWN_RATE
+) -> Any:
+    """A `locust.LoadTestShape` instance following the runner's status (imports locust here)."""
+    from locust import LoadTestShape
+
+    class RunStatusShape(LoadTestShape):
+        """The runner's stage plan, as its live status shows it (symbols as users)."""
+
+        def tick(self) -> tuple[int, float] | None:
+            return status_users(read_status(), spawn_rate)
+
+    return RunStatusShape()  # type: ignore[no-untyped-call]
 
 
 def make_shape(

@@ -84,13 +84,13 @@ class RunContext:
     sut: Any = None
     collector: CollectorProcess | None = None
     sampler: ResourceSampler | None = None
-    ui: subprocess.Popen[bytes] | None = None
+    locust: subprocess.Popen[bytes] | None = None
 
     def close(self) -> None:
         steps: list[Callable[[], object]] = []
-        if self.ui is not None:
-            ui = self.ui
-            steps.append(lambda: stop_process(ui, timeout_s=10))
+        if self.locust is not None:
+            locust = self.locust
+            steps.append(lambda: stop_process(locust, timeout_s=10))
         if self.sampler is not None:
             steps.append(self.sampler.stop)
         if self.collector is not None:
@@ -257,20 +257,25 @@ class HarnessRun:
             all_partitions=sut.partitions_for([]) is None,
         )
         self.ctx.collector.start()
-        if self.ui_port is not None:
-            self._start_ui(self.ui_port)
+        if self.ui_port is not None or self.scenario.outputs.locust:
+            self._start_locust(self.ui_port)
         self.ctx.sampler = ResourceSampler(
             sut_pids=sut.pids,
             feed=self.ctx.feed.control,
             kafka_bytes=self.ctx.collector.consumed_bytes,
         )
 
-    def _start_ui(self, port: int) -> None:
-        """Locust's web UI in its own process (harness.locust_ui), fed by live.json."""
-        argv = [sys.executable, "-m", "harness.locust_ui", "--status", str(self.live_path),
-                "--host", LOOPBACK, "--port", str(port)]  # fmt: skip
-        self.ctx.ui = start_process(argv, self.run_dir / "logs" / "locust_ui.log")
-        self.console.print(f"Locust web UI: http://{LOOPBACK}:{port}")
+    def _start_locust(self, web_port: int | None) -> None:
+        """Locust in its own process (harness.locust_process) following live.json: headless
+        with CSV stats in locust/, plus the web UI when `web_port` is given."""
+        argv = [sys.executable, "-m", "harness.locust_process", "--status", str(self.live_path)]
+        if self.scenario.outputs.locust:
+            argv += ["--csv", str(self.run_dir / "locust" / "locust")]
+        if web_port is not None:
+            argv += ["--host", LOOPBACK, "--web-port", str(web_port)]
+        self.ctx.locust = start_process(argv, self.run_dir / "logs" / "locust.log")
+        if web_port is not None:
+            self.console.print(f"Locust web UI: http://{LOOPBACK}:{web_port}")
 
     @property
     def live_path(self) -> Path:

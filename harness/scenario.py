@@ -413,6 +413,9 @@ class OutputsConfig(_Strict):
     plots: bool = True
     junit: bool = True
     hlog: bool = True
+    locust: bool = True
+    """Run Locust headless beside the runner (its shape follows the stage plan) and keep its
+    CSV stats in locust/; `harness run --ui` serves its web UI whatever this says."""
 
 
 class Scenario(_Strict):

@@ -19,6 +19,7 @@ The generator-lateness limit is relaxed: these tests judge the SUT, on a shared 
 
 from __future__ import annotations
 
+import csv
 import json
 import sys
 import xml.etree.ElementTree as ET
@@ -180,6 +181,13 @@ def test_broken_stage_steps_back_verify_holds_hook_runs_exit_1(
     cases = junit_cases(run_dir)
     assert cases["stage-2.total_lag_p99_ms"] == "failed"
     assert cases["verify-1.total_lag_p99_ms"] == "passed"
+
+    # Locust ran headless beside the run: its shape's users followed the stages (2 symbols,
+    # then 4, then back to 2 for the verify hold).
+    with (run_dir / "locust" / "locust_stats_history.csv").open() as f:
+        users = [int(r["User Count"]) for r in csv.DictReader(f) if r["Name"] == "Aggregated"]
+    steps = [u for i, u in enumerate(users) if u and (i == 0 or u != users[i - 1])]
+    assert steps[:3] == [2, 4, 2], users
 
     # lag.hlog, read back by hdrh's log reader: per tag, the intervals add up to the
     # stage histogram the harness wrote (same count, same percentiles).
