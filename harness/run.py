@@ -327,18 +327,15 @@ class HarnessRun:
         self._last_abort_check = now
         verify = status.label.startswith("verify")
         hold_s = self.scenario.rollback.verify_s if verify else None
-        total = self.ctx.collector.snapshot().measure.histograms["total"]
         t = self.scenario.thresholds
-
-        def over(limit_ms: float | None) -> int:
-            return 0 if limit_ms is None else hdr.count_above(total, int(limit_ms * 1000))
-
+        limits_us = [int((limit or 0) * 1000) for limit in (t.total_lag_p95_ms, t.total_lag_p99_ms)]
+        _stage, (over_p95, over_p99) = self.ctx.collector.above(limits_us)
         reason = early_abort_reason(
             t,
             rule,
             expected_total=plan.expected_messages(status.stage_index, hold_s),
-            over_p95_limit=over(t.total_lag_p95_ms),
-            over_p99_limit=over(t.total_lag_p99_ms),
+            over_p95_limit=over_p95 if t.total_lag_p95_ms is not None else 0,
+            over_p99_limit=over_p99 if t.total_lag_p99_ms is not None else 0,
         )
         if reason is None:
             return []

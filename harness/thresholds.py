@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Final
+from typing import Final
 
 from harness.scenario import EarlyAbortConfig, Thresholds
 
@@ -310,15 +310,3 @@ def early_abort_reason(
                 f"(+{rule.slack:.0%} slack)"
             )
     return None
-
-
-def count_above(hist: Any, limit_us: int) -> int:
-    """Samples of an HdrHistogram surely above `limit_us` (the lowest value equivalent to
-    their bucket is above it): the conservative count `beyond_doubt` needs."""
-    if hist.get_total_count() == 0 or hist.get_max_value() <= limit_us:
-        return 0
-    total = 0
-    for item in hist.get_recorded_iterator():
-        if hist.get_lowest_equivalent_value(item.value_iterated_to) > limit_us:
-            total += item.count_at_value_iterated_to
-    return int(total)

@@ -217,6 +217,12 @@ class CollectorProcess:
             cmd["label"] = label
         return self._snapshot(self.request(cmd))
 
+    def above(self, limits_us: Sequence[int]) -> tuple[str | None, list[int]]:
+        """(open stage, samples of its CO-corrected total lag surely above each limit): the
+        early-abort check's figures, without moving a whole snapshot between processes."""
+        reply = self.request({"cmd": "above", "limits_us": [int(v) for v in limits_us]})
+        return reply["stage"], [int(n) for n in reply["above"]]
+
     def assign(self, partitions: Sequence[int]) -> int:
         """Also read these partition numbers (of every topic) from their end; returns how many
         partition numbers are read now."""

@@ -6,9 +6,12 @@ the SUT's receive time, produce time and the event type. The default is the refe
 `ingest.records.FeedRecord` layout. Keys may be dotted paths into nested objects
 (`"meta.seq"`); `time_unit_ns` scales cores that stamp times in us or ms.
 
-`BatchDecoder.decode()` turns a batch of Kafka value bytes into numpy columns with one orjson
-call for the whole batch (values joined into one JSON array); if that fails (a malformed
-value), it falls back to decoding value by value, counting malformed values, never raising.
+`BatchDecoder.decode()` turns a batch of Kafka value bytes into numpy columns with one decoder
+call for the whole batch (values joined into one JSON array). When every mapped key is
+top-level, msgspec decodes the batch straight into small typed structs holding only the mapped
+fields (the payload is skipped, not built: about half orjson's cost per record); anything
+that does not fit those types (a null time, a float sequence, a malformed value) goes the
+general way: orjson into dicts, then value by value, counting malformed values, never raising.
 A missing optional time is 0, which the recorder reads as "not available".
 """
 
@@ -21,6 +24,7 @@ from dataclasses import dataclass, fields
 from itertools import repeat
 from typing import Any
 
+import msgspec
 import numpy as np
 import numpy.typing as npt
 import orjson
@@ -87,6 +91,35 @@ class DecodedBatch:
         return len(self.symbols)
 
 
+def _struct_decoder(mapping: FieldMapping) -> msgspec.json.Decoder[list[Any]]:
+    """A msgspec decoder of a JSON array of records into structs of the mapped fields only
+    (flat mappings: every key top-level). Optional times default to 0 when absent."""
+    fields: list[tuple[str, type, Any] | tuple[str, type]] = [
+        ("symbol", str),
+        ("seq", int),
+        ("exchange_ns", int),
+        ("recv_ns", int, 0),
+        ("produced_ns", int, 0),
+        ("type", str, ""),
+    ]
+    keys = {
+        "symbol": mapping.symbol,
+        "seq": mapping.seq,
+        "exchange_ns": mapping.exchange_ns,
+        "recv_ns": mapping.recv_ns,
+        "produced_ns": mapping.produced_ns,
+        "type": mapping.type,
+    }
+    present = [f for f in fields if keys[f[0]] is not None]
+    record = msgspec.defstruct(
+        "MappedRecord",
+        present,
+        rename={name: key for name, key in keys.items() if key is not None},
+        gc=False,
+    )
+    return msgspec.json.Decoder(list[record])  # type: ignore[valid-type]
+
+
 def _path(key: str | None) -> tuple[str, ...] | None:
     return None if key is None else tuple(key.split("."))
 
@@ -116,6 +149,7 @@ class BatchDecoder:
         self._type = _path(mapping.type)
         paths = [self._symbol, self._type, self._seq, self._exchange, self._recv, self._produced]
         self._flat = all(p is None or len(p) == 1 for p in paths)
+        self._structs = _struct_decoder(mapping) if self._flat else None
 
     def decode(self, values: Sequence[bytes], observed_ns: int | npt.ArrayLike) -> DecodedBatch:
         """Decode `values` observed at `observed_ns` (one stamp for the batch, or one per value)."""
@@ -140,8 +174,16 @@ class BatchDecoder:
     def _decode(self, values: Sequence[bytes], observed: I64) -> DecodedBatch:
         if not values:
             return self._columns([], observed, 0)
+        joined = b"[" + b",".join(values) + b"]"
+        if self._structs is not None:
+            try:
+                records = self._structs.decode(joined)
+            except (msgspec.DecodeError, msgspec.ValidationError):
+                records = None
+            if records is not None and len(records) == len(values):
+                return self._struct_columns(records, observed)
         try:
-            docs = orjson.loads(b"[" + b",".join(values) + b"]")
+            docs = orjson.loads(joined)
         except _BAD:
             return self._one_by_one(values, observed)
         if len(docs) == len(values):
@@ -167,6 +209,26 @@ class BatchDecoder:
             good.append(doc)
             keep.append(i)
         return self._columns(good, observed[keep], len(values) - len(good))
+
+    def _struct_columns(self, records: list[Any], observed: I64) -> DecodedBatch:
+        """Columns of msgspec-decoded records (types already checked by msgspec)."""
+        n = len(records)
+        types = [""] * n if self._type is None else [r.type for r in records]
+        no_time = np.zeros(n, dtype=np.int64)
+        return self._batch(
+            [r.symbol for r in records],
+            types,
+            np.fromiter([r.seq for r in records], np.int64, n),
+            np.fromiter([r.exchange_ns for r in records], np.int64, n),
+            no_time
+            if self._recv is None
+            else np.fromiter([r.recv_ns for r in records], np.int64, n),
+            no_time
+            if self._produced is None
+            else np.fromiter([r.produced_ns for r in records], np.int64, n),
+            observed,
+            0,
+        )
 
     def _flat_columns(self, docs: list[Any], observed: I64) -> DecodedBatch:
         """The fast path: every mapped key top-level and present in every doc."""

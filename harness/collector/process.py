@@ -31,6 +31,11 @@ command waits at most one consume timeout plus one batch.
     {"cmd": "snapshot"[, "label": L]}         -> a snapshot (below)
     {"cmd": "counters"}                       -> {"stage", "consumed_messages", "consumed_bytes",
                                                   "kafka_errors", "live_p99_us", "t_ns"}
+    {"cmd": "above", "limits_us": [50000, 100000]}
+                                              -> {"stage", "messages", "above": [n1, n2]}: samples
+                                                 of the open stage's `total` histogram surely above
+                                                 each limit (harness.hdr.count_above); a cheap
+                                                 reply for the early-abort check
     {"cmd": "assign", "partitions": [0, 7]}   -> {"ok": true, "added": N, "partitions": total}
                                                  (those partition numbers of every topic)
     {"cmd": "stop"}                           -> a final snapshot, then exit 0
@@ -71,6 +76,7 @@ from confluent_kafka.admin import OffsetSpec  # type: ignore[attr-defined]
 from harness.collector.completeness import SequenceTracker
 from harness.collector.mapping import REFERENCE_CORE, BatchDecoder, FieldMapping, quiet_gc
 from harness.collector.measure import INTERVAL_MEASURES, Recorder, StageMeasure
+from harness.hdr import count_above
 from harness.infra.kafka_clients import admin_client, consumer
 
 BATCH = 1000
@@ -178,6 +184,19 @@ class Collector:
             "t_ns": self.clock(),
         }
 
+    def above(self, limits_us: Sequence[int]) -> dict[str, Any]:
+        """Samples of the open stage's CO-corrected total lag surely above each limit."""
+        state = self.active
+        if state is None:
+            return {"stage": None, "messages": 0, "above": [0] * len(limits_us)}
+        measure = state.measure
+        total = measure.histograms["total"]
+        return {
+            "stage": state.label,
+            "messages": measure.messages,
+            "above": [count_above(total, int(limit)) for limit in limits_us],
+        }
+
     def snapshot(self, label: str | None = None) -> dict[str, Any]:
         """The snapshot of stage `label` / the open stage / the last closed stage."""
         if label is not None:
@@ -269,6 +288,11 @@ def handle(collector: Collector, command: dict[str, Any]) -> tuple[dict[str, Any
             return collector.snapshot(command.get("label")), False
         if name == "counters":
             return collector.counters(), False
+        if name == "above":
+            limits = command.get("limits_us")
+            if not isinstance(limits, list) or not all(isinstance(v, int) for v in limits):
+                raise ValueError(f"limits_us is a list of integers, not {limits!r}")
+            return collector.above(limits), False
         if name == "stop":
             return {**collector.snapshot(), "final": True}, True
         if name == "_bad":

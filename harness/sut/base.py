@@ -32,6 +32,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from harness.infra.errors import InfraError
+from harness.symbols import load_universe
 
 if TYPE_CHECKING:
     from harness.collector.mapping import FieldMapping
@@ -109,9 +110,15 @@ class SystemUnderTest(ABC):
         "universe"; None = unknown, read every partition."""
         if self.mapping.partitions != "universe" or self.universe_file is None:
             return None
+        return self.universe_partitions(symbols)
+
+    def universe_partitions(self, symbols: Sequence[str]) -> list[int]:
+        """The symbols file's partitions of `symbols` (symbols not in it are skipped)."""
         if self._partition_of is None:
-            rows = json.loads(self.universe_file.read_text())["symbols"]
-            self._partition_of = {str(r["symbol"]): int(r["partition"]) for r in rows}
+            if self.universe_file is None:
+                raise SutError("no symbols file: the SUT's partitions are unknown")
+            universe = load_universe(self.universe_file, check=False)
+            self._partition_of = {info.symbol: info.partition for info in universe.symbols}
         return sorted({self._partition_of[s] for s in symbols if s in self._partition_of})
 
     def topics(self) -> list[str]:

@@ -31,7 +31,6 @@ from harness.sut.base import (
     stop_process,
     wait_for_http,
 )
-from harness.symbols import SymbolUniverse, load_universe
 
 
 class ReferenceCore(SystemUnderTest):
@@ -62,13 +61,10 @@ class ReferenceCore(SystemUnderTest):
         self.process: subprocess.Popen[bytes] | None = None
         self.exit_code: int | None = None
         self.argv: list[str] = []
-        self._universe: SymbolUniverse | None = None
 
     def partitions_for(self, symbols: Sequence[str]) -> list[int]:
         """The reference core writes a symbol to its universe partition (contract 4)."""
-        if self._universe is None:
-            self._universe = load_universe(self.universe_file)
-        return sorted({self._universe.partition_of(s) for s in symbols})
+        return self.universe_partitions(symbols)
 
     @property
     def admin_url(self) -> str:

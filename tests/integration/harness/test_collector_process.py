@@ -22,7 +22,7 @@ import psutil
 import pytest
 
 from harness.collector.client import CollectorError, CollectorProcess, CollectorSnapshot
-from harness.hdr import new_histogram
+from harness.hdr import count_above, new_histogram
 from harness.infra.kafka_clients import producer
 from harness.infra.kafka_local import ClusterState, LocalKafka
 from harness.infra.topics import ensure_topics, feed_topic_specs
@@ -185,6 +185,12 @@ def test_stages_completeness_and_per_hop_lag(bootstrap: str, collector: Collecto
     snaps1.append(collector.snapshot())
     assert snaps1[-1].active
     assert_stage(snaps1[-1], stage1, "stage-1")
+    # The early-abort figures: the same counts as the snapshot's histogram gives.
+    limits = [1_000, 100_000, 60_000_000]
+    stage, over = collector.above(limits)
+    total_hist = snaps1[-1].measure.histograms["total"]
+    assert stage == "stage-1" and over == [count_above(total_hist, v) for v in limits]
+    assert over[0] >= over[1] >= over[2] == 0 and over[0] > 0
 
     assert collector.stage("stage-2") == "stage-1"
     with pytest.raises(CollectorError, match="no stage"):

@@ -13,6 +13,7 @@ from harness.sut.command import CommandCore, command_values, expand_command, exp
 from harness.sut.container import ContainerCore
 from harness.sut.external import ExternalCore
 from harness.sut.reference import ReferenceCore
+from harness.symbols import load_universe
 
 FEED = FeedEndpoints("127.0.0.1", 15009, 19200, 19300, 19100, 18765)
 KAFKA = KafkaEndpoints("127.0.0.1:19092")
@@ -137,3 +138,22 @@ def test_factory_resolves_command_cwd(tmp_path: Path) -> None:
     assert isinstance(made, CommandCore)
     assert made.cwd == scenario.resolve(Path("scripts"))
     assert made.symbols_file == tmp_path / "sut" / "symbols.json"
+
+
+@pytest.mark.parametrize("mapping", ["all", "universe"])
+def test_partitions_known_for_the_reference_core_and_a_universe_mapped_user_core(
+    tmp_path: Path, mapping: str
+) -> None:
+    universe = load_universe()
+    symbols = [universe.symbols[0].symbol, universe.symbols[7].symbol, "NOT-LISTED"]
+    expected = sorted({universe.symbols[0].partition, universe.symbols[7].partition})
+    reference = make_sut(Scenario.model_validate({"name": "t"}), tmp_path)
+    assert reference.partitions_for(symbols) == expected
+    user = make_sut(
+        Scenario.model_validate(
+            {"name": "t", "sut": {"kind": "command", "command": "core",
+                                  "record_mapping": {"partitions": mapping}}}
+        ),
+        tmp_path,
+    )  # fmt: skip
+    assert user.partitions_for(symbols) == (expected if mapping == "universe" else None)

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from harness.exit_codes import ExitCode
-from harness.hdr import new_histogram, record_many
+from harness.hdr import count_above, new_histogram, record_many
 from harness.plan import PlanOutcome, RollbackOutcome, StageResult
 from harness.scenario import EarlyAbortConfig, Thresholds
 from harness.thresholds import (
@@ -19,7 +19,6 @@ from harness.thresholds import (
     StageMeasurement,
     Verdict,
     beyond_doubt,
-    count_above,
     early_abort_reason,
     evaluate,
 )

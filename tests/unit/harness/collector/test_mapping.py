@@ -88,3 +88,48 @@ def test_unknown_mapping_keys_are_rejected() -> None:
 def test_empty_batch() -> None:
     batch = BatchDecoder().decode([], 0)
     assert len(batch) == 0 and batch.seq.size == 0
+
+
+def test_flat_user_mapping_with_renamed_keys() -> None:
+    mapping = FieldMapping.from_dict(
+        {"symbol": "s", "seq": "n", "exchange_ns": "ex", "recv_ns": "rx", "produced_ns": None,
+         "type": "kind", "time_unit_ns": 1000}
+    )  # fmt: skip
+    values = [orjson.dumps({"s": "IBM", "n": i, "ex": 10 + i, "rx": 20 + i, "kind": "q",
+                            "payload": {"deep": [1, {"x": None}]}}) for i in range(3)]  # fmt: skip
+    batch = BatchDecoder(mapping).decode(values, 5)
+    assert batch.malformed == 0 and batch.symbols == ["IBM"] * 3 and batch.types == ["q"] * 3
+    assert batch.seq.tolist() == [0, 1, 2] and batch.exchange_ns.tolist() == [
+        10_000,
+        11_000,
+        12_000,
+    ]
+    assert (
+        batch.recv_ns.tolist() == [20_000, 21_000, 22_000] and batch.produced_ns.tolist() == [0] * 3
+    )
+
+
+def test_batches_equal_an_independent_decode() -> None:
+    """Mixed batches (well-formed, odd-but-valid, malformed) against orjson value by value."""
+    rng = np.random.default_rng(3)
+    values: list[bytes] = []
+    for i in range(900):
+        doc: dict[str, object] = {"symbol": f"S{i % 7}", "seq": i, "exchange_ns": 10 * i}
+        roll = rng.random()
+        if roll < 0.5:
+            doc |= {"type": "quote", "recv_ns": 10 * i + 3, "produced_ns": 10 * i + 5}
+        elif roll < 0.6:
+            doc |= {"recv_ns": None}  # null time: 0
+        elif roll < 0.65:
+            doc = {"symbol": None, "seq": i}  # malformed
+        values.append(orjson.dumps(doc))
+    batch = BatchDecoder().decode(values, 1)
+    docs = [orjson.loads(v) for v in values]
+    good = [d for d in docs if isinstance(d.get("symbol"), str)]
+    assert batch.malformed == len(docs) - len(good)
+    assert batch.symbols == [d["symbol"] for d in good]
+    assert batch.types == [d.get("type") or "" for d in good]
+    assert batch.seq.tolist() == [d["seq"] for d in good]
+    assert batch.exchange_ns.tolist() == [d["exchange_ns"] for d in good]
+    assert batch.recv_ns.tolist() == [d.get("recv_ns") or 0 for d in good]
+    assert batch.produced_ns.tolist() == [d.get("produced_ns") or 0 for d in good]
