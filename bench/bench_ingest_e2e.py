@@ -194,6 +194,19 @@ class Ingest:
         return self.event("stopped", 1)
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process and its children so far."""
+    root = psutil.Process(pid)
+    total = 0.0
+    for proc in [root, *root.children(recursive=True)]:
+        try:
+            times = proc.cpu_times()
+        except psutil.Error:
+            continue
+        total += times.user + times.system
+    return total
+
+
 class RssSampler(threading.Thread):
     def __init__(self, pid: int) -> None:
         super().__init__(daemon=True)
@@ -258,6 +271,9 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="CI smoke: 10 s measured")
     parser.add_argument("--seconds", type=float, default=None, help="measured stage length")
     parser.add_argument("--rate", type=float, default=TARGET_RATE, help="msg/s over 495 symbols")
+    parser.add_argument(
+        "--producers", type=int, default=None, help="the core's Kafka producers (its default: 4)"
+    )
     args = parser.parse_args()
     seconds = args.seconds or (10.0 if args.quick else 60.0)
     warmup_s = 3.0
@@ -320,7 +336,10 @@ def main() -> int:
                     "level2": False,
                     "batch_pause_s": 0.2,
                 },
-                "kafka": {"bootstrap": bootstrap},
+                "kafka": {
+                    "bootstrap": bootstrap,
+                    **({} if args.producers is None else {"producers": args.producers}),
+                },
                 "metrics": {"host": "127.0.0.1", "port": 0},
             },
             work,
@@ -341,8 +360,10 @@ def main() -> int:
         time.sleep(warmup_s)
         control.stage("measure")
         records0 = ingest.records()
+        cpu0 = tree_cpu_seconds(ingest.proc.pid)
         time.sleep(seconds)
         records1 = ingest.records()
+        core_cpu_s = tree_cpu_seconds(ingest.proc.pid) - cpu0
         control.stage("after")
         control.pause()
         measured = control.counters("measure")
@@ -402,6 +423,12 @@ def main() -> int:
             f"core records:           {core_rate:>12,.0f} msg/s  "
             f"[{verdict(core_rate >= rate * (1 - RATE_TOLERANCE), 'rate')}]"
             f"  (core's own count: {(records1 - records0) / seconds:,.0f} msg/s)"
+        )
+        core_msgs = max(1, records1 - records0)
+        print(
+            f"core CPU:               {core_cpu_s / seconds * 100:>11.0f} %  "
+            f"({core_cpu_s / core_msgs * 1e6:.0f} us per record, all its threads; "
+            f"{args.producers or 4} Kafka producers)"
         )
         print(
             f"processing lag (Kafka records, exact): P50 {fmt_ms(proc_p['p50'])}  "

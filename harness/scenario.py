@@ -258,6 +258,8 @@ class ReferenceSut(_Strict):
     kind: Literal["reference"] = "reference"
     connections: int = Field(default=5, ge=1, le=64)
     level2: bool = True
+    kafka_producers: int | None = Field(default=None, ge=1, le=64)
+    """The core's idempotent Kafka producers (ingest's `kafka.producers`; None: its default)."""
     record_mapping: RecordMapping = RecordMapping()
 
 

@@ -40,7 +40,7 @@ class KafkaSettings(BaseModel):
     producer: dict[str, Any] = Field(default_factory=dict, description="librdkafka overrides")
     queue_max_messages: int = Field(default=100_000, ge=1000)
     producers: int = Field(
-        default=4,
+        default=1,
         ge=1,
         le=64,
         description="idempotent producers, partition p on producer p % n (see ingest.kafka_out)",

@@ -10,12 +10,15 @@ Owns the producer settings and the hand-over of `FeedRecord`s to librdkafka (con
   producer retries); these two cannot be overridden;
 - latency: `linger.ms=2`, lz4, Nagle off. With explicit partitions and ~100 msg/s per symbol
   a batch per partition rarely fills, so linger, not batch size, bounds the wait;
-- several producers (`producers`, default 4), partition p going to producer p % n: librdkafka
-  sends one partition per ProduceRequest (librdkafka issue #1700) and an idempotent producer
-  keeps at most 5 requests in flight per broker connection, so with hundreds of partitions of
-  ~100 msg/s each a single producer queues records behind each other for tens to hundreds of
-  ms (measured on a 2-core VM at 5,000 msg/s over 50 partitions: internal-queue P99 66 ms,
-  end-to-end P99 330 ms with one producer, 46 ms with four). Each partition has exactly one
+- one producer by default; `producers` > 1 spreads the partitions (partition p on producer
+  p % n). librdkafka sends one partition per ProduceRequest (librdkafka issue #1700) and an
+  idempotent producer keeps at most 5 requests in flight per broker connection, so with
+  hundreds of partitions of ~100 msg/s each records queue behind each other in a single
+  producer. Measured on the 2-core VM, 5,000 msg/s over 50 partitions, producer and consumer
+  alone: end-to-end P99 330 ms with one producer, 46 ms with four. But with the core, feed_sim
+  and the broker sharing the 2 cores (bench_ingest_e2e.py at 5,000 msg/s over 495 symbols) four
+  producers raised the core's processing P99 from 7-30 ms to 94-95 ms and its read lag, so the
+  default stays 1; use more where cores are not the limit. Each partition has exactly one
   producer, so per-partition order and idempotence hold;
 - a bounded local queue (`queue.buffering.max.messages` / `.kbytes`). When it is full
   (`BufferError`) `send` polls (serving delivery reports, which frees space) and retries:
@@ -42,7 +45,7 @@ KAFKA_LOGGER = logging.getLogger("ingest.kafka")
 DEFAULT_TOPIC_PREFIX = "iqfeed"
 DEFAULT_QUEUE_MAX_MESSAGES = 100_000
 DEFAULT_QUEUE_MAX_KBYTES = 64 * 1024
-DEFAULT_PRODUCERS = 4
+DEFAULT_PRODUCERS = 1
 BACKPRESSURE_POLL_S = 0.01
 PINNED = {"acks": "all", "enable.idempotence": True}
 

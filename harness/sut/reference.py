@@ -90,9 +90,11 @@ class ReferenceCore(SystemUnderTest):
         return argv
 
     def _write_config(self) -> None:
-        settings = {
+        settings: dict[str, Any] = {
             "feed": {"connections": self.config.connections, "level2": self.config.level2},
         }
+        if self.config.kafka_producers is not None:
+            settings["kafka"] = {"producers": self.config.kafka_producers}
         self.config_file.parent.mkdir(parents=True, exist_ok=True)
         self.config_file.write_text(json.dumps(settings, indent=2) + "\n")
 

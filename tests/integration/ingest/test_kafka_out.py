@@ -46,7 +46,7 @@ def test_partition_key_topic_and_delivery_counts(feed_topics: str) -> None:
     deliveries: list[str | None] = []
     out = KafkaOutput(
         feed_topics, table.partition_of, clock_ns=lambda: next(ticks),
-        on_delivery=deliveries.append,
+        on_delivery=deliveries.append, producers=3,
     )  # fmt: skip
     for record in records:
         out.send(record)
@@ -65,7 +65,8 @@ def test_partition_key_topic_and_delivery_counts(feed_topics: str) -> None:
         assert msg.partition == table.partition_of(record.symbol)
         assert msg.topic == topics[record.type]
         assert record.produced_ns >= 1_800_000_000_000_000_000
-    # Per topic and symbol, records arrive in the order sent (one producer owns a partition).
+    # Per topic and symbol, records arrive in the order sent (one of the 3 producers owns a
+    # partition).
     arrival: dict[tuple[str, bytes], list[int]] = {}
     for msg in got:
         arrival.setdefault((msg.topic, msg.key), []).append(FeedRecord.from_value(msg.value).seq)
@@ -80,7 +81,12 @@ def test_partition_key_topic_and_delivery_counts(feed_topics: str) -> None:
 
 
 def test_acks_all_and_idempotence_in_force(feed_topics: str) -> None:
-    out = KafkaOutput(feed_topics, SymbolPartitions.load().partition_of, statistics_interval_ms=100)
+    out = KafkaOutput(
+        feed_topics,
+        SymbolPartitions.load().partition_of,
+        statistics_interval_ms=100,
+        producers=4,
+    )
     out.send(FeedRecord("AAPL", "trade", 1, 1, 2, 0, {"run": "idem"}))
     assert out.flush(30) == 0
     deadline = time.monotonic() + 20

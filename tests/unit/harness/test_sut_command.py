@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -157,3 +158,16 @@ def test_partitions_known_for_the_reference_core_and_a_universe_mapped_user_core
         tmp_path,
     )  # fmt: skip
     assert user.partitions_for(symbols) == (expected if mapping == "universe" else None)
+
+
+def test_reference_core_config_carries_the_kafka_producers(tmp_path: Path) -> None:
+    plain = make_sut(Scenario.model_validate({"name": "t"}), tmp_path / "a")
+    tuned = make_sut(
+        Scenario.model_validate({"name": "t", "sut": {"kind": "reference", "kafka_producers": 3}}),
+        tmp_path / "b",
+    )
+    assert isinstance(plain, ReferenceCore) and isinstance(tuned, ReferenceCore)
+    plain._write_config()
+    tuned._write_config()
+    assert "kafka" not in json.loads(plain.config_file.read_text())
+    assert json.loads(tuned.config_file.read_text())["kafka"] == {"producers": 3}

@@ -20,7 +20,7 @@ def test_producers_split_the_queue_bound() -> None:
 def test_producer_count_is_validated() -> None:
     with pytest.raises(ValueError, match="producers must be >= 1"):
         KafkaOutput(UNREACHABLE, lambda _s: 0, producers=0)
-    assert KafkaSettings().producers == 4
+    assert KafkaSettings().producers == 1
     with pytest.raises(ValueError):
         KafkaSettings(producers=0)
 
