@@ -63,7 +63,7 @@ from harness.infra.kafka_clients import consumer as kafka_consumer  # noqa: E402
 from harness.infra.kafka_clients import producer as kafka_producer  # noqa: E402
 from harness.infra.kafka_local import LocalKafka, fetch_kafka_jars, kafka_jars  # noqa: E402
 from harness.infra.topics import TopicSpec, ensure_topics, feed_topic_specs  # noqa: E402
-from ingest.kafka_out import topic_names  # noqa: E402
+from ingest.kafka_out import DEFAULT_PRODUCERS, topic_names  # noqa: E402
 
 CACHE = ROOT / ".cache" / "feed_sim"
 N_SYMBOLS = 495
@@ -428,7 +428,7 @@ def main() -> int:
         print(
             f"core CPU:               {core_cpu_s / seconds * 100:>11.0f} %  "
             f"({core_cpu_s / core_msgs * 1e6:.0f} us per record, all its threads; "
-            f"{args.producers or 4} Kafka producers)"
+            f"{args.producers or DEFAULT_PRODUCERS} Kafka producers)"
         )
         print(
             f"processing lag (Kafka records, exact): P50 {fmt_ms(proc_p['p50'])}  "
