@@ -249,8 +249,9 @@ def clickhouse(folder: Path | None, url: str | None) -> None:
 @click.option(
     "--ui",
     is_flag=True,
-    help="Also serve Locust's web UI with the live stage, symbols (as users), achieved rate "
-    "and per-second lag P99 (from the harness's own histograms; Locust never decides).",
+    help="Also serve Locust's web UI (the run's Locust process) with the live stage, symbols "
+    "(as users), achieved rate and per-second lag P99 (from the harness's own histograms; "
+    "Locust never decides).",
 )
 @click.option("--ui-port", type=click.IntRange(1, 65535), default=8089, show_default=True)
 def run_command(scenario: Path, results_root: Path | None, ui: bool, ui_port: int) -> None:
@@ -258,8 +259,10 @@ def run_command(scenario: Path, results_root: Path | None, ui: bool, ui_port: in
 
     Writes results/<UTC time>-<scenario>/: summary.json (updated after every stage),
     lag.hlog (1 s interval histograms tagged stage-N and stage-N-uncorrected), histograms/,
-    junit.xml, plots/ and live.json (the live status, about once a second). Ctrl-C stops
-    everything the run started and keeps what was measured.
+    junit.xml, plots/, live.json (the live status, about once a second) and locust/ (Locust,
+    run headless beside the runner with the stage plan as its load shape, keeps its CSV stats
+    there; outputs.locust). Ctrl-C stops everything the run started and keeps what was
+    measured.
     """
     from harness.run import HarnessRun
     from harness.scenario import ScenarioError, load_scenario
