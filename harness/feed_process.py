@@ -2,10 +2,11 @@
 
 feed_sim runs in its own process (it paces with asyncio; the harness process may host Locust's
 gevent). It starts paused, on free loopback ports by default (the control port picked with
-`free_ports`, the four IQConnect ports bound as port 0 and read back from the control API's
-`/status`), serving the scenario's tapes or the generated default session
-(`--symbols/--minutes/--seed`), at the scenario's rate. `start()` returns once the control API
-answers; the stage runner then drives it through `control` (symbols, rate, stage, start).
+`free_ports`, retried with another if it was taken before feed_sim bound it; the four IQConnect
+ports bound as port 0 and read back from the control API's `/status`), serving the scenario's
+tapes or the generated default session (`--symbols/--minutes/--seed`), at the scenario's rate.
+`start()` returns once the control API answers; the stage runner then drives it through
+`control` (symbols, rate, stage, start).
 `stop()` sends SIGTERM (clean shutdown), KILL after the timeout. Output goes to
 `<run_dir>/logs/feed_sim.log`.
 """
@@ -25,6 +26,12 @@ from harness.infra.errors import InfraError
 from harness.infra.ports import free_ports
 from harness.scenario import FeedPorts, Scenario, TapeTimingRate
 from harness.sut.base import FeedEndpoints, log_tail, start_process, stop_process
+
+BIND_ATTEMPTS = 3
+"""Tries with a fresh free control port when feed_sim could not bind the one picked (another
+process took it between `free_ports` and feed_sim's bind; Kafka clients open ephemeral ports
+all the time)."""
+BIND_ERROR = "Address already in use"
 
 
 class FeedSimProcess:
@@ -100,13 +107,23 @@ class FeedSimProcess:
         """Start feed_sim (paused); returns its endpoints once the control API answers."""
         if self.alive():
             raise InfraError(f"feed_sim is already running (PID {self.pid})")
-        control_port = self.ports.control if self.ports else free_ports(1, self.host)[0]
-        self.argv = self.command(control_port)
-        self.exit_code = None
-        self.process = start_process(self.argv, self.log)
-        control = FeedSimControl(f"http://{self.host}:{control_port}", timeout_s=10)
+        attempts = 1 if self.ports else BIND_ATTEMPTS
+        for attempt in range(1, attempts + 1):
+            control_port = self.ports.control if self.ports else free_ports(1, self.host)[0]
+            self.argv = self.command(control_port)
+            self.exit_code = None
+            log_start = self.log.stat().st_size if self.log.exists() else 0
+            self.process = start_process(self.argv, self.log)
+            control = FeedSimControl(f"http://{self.host}:{control_port}", timeout_s=10)
+            try:
+                status = self._wait_status(control)
+                break
+            except InfraError:
+                self.stop(timeout_s=5)
+                lost_port = BIND_ERROR in self._log_since(log_start)
+                if not lost_port or attempt == attempts:
+                    raise
         try:
-            status = self._wait_status(control)
             bound = status["ports"]
             self._endpoints = FeedEndpoints(
                 host=self.host,
@@ -123,6 +140,14 @@ class FeedSimProcess:
             raise InfraError(f"feed_sim /status has no usable ports: {exc}") from exc
         self._control = control
         return self._endpoints
+
+    def _log_since(self, offset: int) -> str:
+        try:
+            with self.log.open("rb") as f:
+                f.seek(offset)
+                return f.read().decode(errors="replace")
+        except OSError:
+            return ""
 
     def _wait_status(self, control: FeedSimControl) -> dict[str, Any]:
         deadline = time.monotonic() + self.startup_timeout_s

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import shlex
+import socket
 import sys
 import threading
 import time
@@ -147,6 +148,32 @@ def test_feed_sim_process_starts_answers_and_stops(tape: Path, tmp_path: Path) -
     assert code == 0
     assert gone(pid)
     assert "feed-sim stopped" in (tmp_path / "logs" / "feed_sim.log").read_text()
+
+
+def test_feed_sim_process_retries_a_control_port_taken_before_it_bound(
+    tape: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The picked control port is taken by someone else: feed_sim cannot bind it (exit 4);
+    start() picks another and comes up."""
+    import harness.feed_process as feed_process
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
+        taken.bind((LOOPBACK, 0))
+        taken.listen()
+        busy = int(taken.getsockname()[1])
+        picks = iter([[busy]])
+        monkeypatch.setattr(
+            feed_process, "free_ports", lambda n, host=LOOPBACK: next(picks, None) or free_ports(n)
+        )
+        process = FeedSimProcess(tape_scenario(tape), tmp_path, startup_timeout_s=120)
+        try:
+            endpoints = process.start()
+            assert endpoints.control_port != busy
+            assert process.control.status()["symbols_loaded"] == len(TAPE_SYMBOLS)
+        finally:
+            process.stop(timeout_s=10)
+    log = (tmp_path / "logs" / "feed_sim.log").read_text()
+    assert "cannot bind" in log and "Address already in use" in log
 
 
 # --- reference core ------------------------------------------------------------------------
