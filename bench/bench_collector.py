@@ -29,6 +29,7 @@ import random
 import subprocess
 import sys
 import time
+import timeit
 from pathlib import Path
 
 import psutil
@@ -142,6 +143,12 @@ def run(values: list[bytes], observed: list[int], batch: int) -> tuple[float, in
     return cpu / len(values) * 1e6, measure.messages
 
 
+def interpreter_speed_us() -> float:
+    """Best time of `sum(range(1000))` in us, before and after the runs: this VM's speed varies
+    by up to 1.6x over minutes (16 vs 25 us seen), and the collector's figure with it."""
+    return min(timeit.repeat("sum(range(1000))", number=2_000, repeat=5)) / 2_000 * 1e6
+
+
 def sampler_us_per_sample(samples: int = 50) -> tuple[float, int]:
     """CPU us of one sample of a 6-process tree (a parent and 5 children), and tree size."""
     code = (
@@ -179,6 +186,7 @@ def main() -> int:
         f"machine: {cpu_model()}, {psutil.cpu_count()} logical cores "
         f"({os.cpu_count()} visible), Python {platform.python_version()}"
     )
+    print(f"interpreter speed before: sum(range(1000)) = {interpreter_speed_us():.1f} us")
     print(f"generating {n:,} FeedRecord values over {SYMBOLS} symbols ...")
     values, observed = make_values(n)
     size = sum(len(v) for v in values) / n
@@ -195,6 +203,7 @@ def main() -> int:
         f"collector CPU: {collector_us:.2f} us/msg (median of {len(runs)} x {n:,} msgs) = "
         f"{collector_us * RATE / 1e4:.1f}% of one core at {RATE:,} msg/s"
     )
+    print(f"interpreter speed after: sum(range(1000)) = {interpreter_speed_us():.1f} us")
     per_sample, tree = sampler_us_per_sample()
     sampler_us = per_sample / RATE  # one sample a second
     print(
