@@ -63,6 +63,7 @@ from harness.infra.kafka_clients import consumer as kafka_consumer  # noqa: E402
 from harness.infra.kafka_clients import producer as kafka_producer  # noqa: E402
 from harness.infra.kafka_local import LocalKafka, fetch_kafka_jars, kafka_jars  # noqa: E402
 from harness.infra.topics import TopicSpec, ensure_topics, feed_topic_specs  # noqa: E402
+from harness.sampler import ProcessTreeUsage  # noqa: E402
 from ingest.kafka_out import DEFAULT_PRODUCERS, topic_names  # noqa: E402
 
 CACHE = ROOT / ".cache" / "feed_sim"
@@ -192,19 +193,6 @@ class Ingest:
         self.proc.wait(timeout=180)
         self.reader.join(10)
         return self.event("stopped", 1)
-
-
-def tree_cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a process and its children so far."""
-    root = psutil.Process(pid)
-    total = 0.0
-    for proc in [root, *root.children(recursive=True)]:
-        try:
-            times = proc.cpu_times()
-        except psutil.Error:
-            continue
-        total += times.user + times.system
-    return total
 
 
 class RssSampler(threading.Thread):
@@ -360,10 +348,12 @@ def main() -> int:
         time.sleep(warmup_s)
         control.stage("measure")
         records0 = ingest.records()
-        cpu0 = tree_cpu_seconds(ingest.proc.pid)
+        core_usage = ProcessTreeUsage([ingest.proc.pid])
+        core_usage.read()  # CPU counted from here
         time.sleep(seconds)
         records1 = ingest.records()
-        core_cpu_s = tree_cpu_seconds(ingest.proc.pid) - cpu0
+        core_read = core_usage.read()
+        core_cpu_s = core_read.cpu_seconds if core_read is not None else 0.0
         control.stage("after")
         control.pause()
         measured = control.counters("measure")

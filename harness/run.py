@@ -328,14 +328,16 @@ class HarnessRun:
         verify = status.label.startswith("verify")
         hold_s = self.scenario.rollback.verify_s if verify else None
         t = self.scenario.thresholds
-        limits_us = [int((limit or 0) * 1000) for limit in (t.total_lag_p95_ms, t.total_lag_p99_ms)]
-        _stage, (over_p95, over_p99) = self.ctx.collector.above(limits_us)
+        limits_ms = {"p95": t.total_lag_p95_ms, "p99": t.total_lag_p99_ms}
+        wanted = {name: int(ms * 1000) for name, ms in limits_ms.items() if ms is not None}
+        _stage, counts = self.ctx.collector.above(list(wanted.values()))
+        over = dict(zip(wanted, counts, strict=True))
         reason = early_abort_reason(
             t,
             rule,
             expected_total=plan.expected_messages(status.stage_index, hold_s),
-            over_p95_limit=over_p95 if t.total_lag_p95_ms is not None else 0,
-            over_p99_limit=over_p99 if t.total_lag_p99_ms is not None else 0,
+            over_p95_limit=over.get("p95", 0),
+            over_p99_limit=over.get("p99", 0),
         )
         if reason is None:
             return []

@@ -13,6 +13,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from ingest.kafka_out import DEFAULT_PRODUCERS, DEFAULT_QUEUE_MAX_MESSAGES
+
 
 class FeedSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -38,9 +40,9 @@ class KafkaSettings(BaseModel):
     topic_prefix: str = "iqfeed"
     partitions: int = Field(default=495, ge=1)
     producer: dict[str, Any] = Field(default_factory=dict, description="librdkafka overrides")
-    queue_max_messages: int = Field(default=100_000, ge=1000)
+    queue_max_messages: int = Field(default=DEFAULT_QUEUE_MAX_MESSAGES, ge=1000)
     producers: int = Field(
-        default=1,
+        default=DEFAULT_PRODUCERS,
         ge=1,
         le=64,
         description="idempotent producers, partition p on producer p % n (see ingest.kafka_out)",
