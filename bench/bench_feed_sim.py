@@ -12,7 +12,12 @@ control API (feed_sim.control_client.FeedSimControl):
    patched in; what `harness run` uses at fixed rates) and `paced-live` (render "live": each
    message applied to the symbol's state and rendered, the faithful replay);
 3. flat out: as fast as the client reads; achieved and client-received rates;
-4. completeness: every Q line counted as sent was received.
+4. completeness: every Q line counted as sent was received;
+5. the machine's floor for paced lateness (`pacing_floor`): a minimal pacer in this process
+   (sleep until due, one `send` of 10 Q lines every 200 us, feed_sim's typical batch, to a
+   reading process on loopback), and the CPU steal time (the hypervisor running something
+   else on our vCPUs, /proc/stat) of every stage. A P99 of the minimal pacer above the
+   target means the target cannot be met on this machine by any pacer in it.
 
 Targets: paced lateness P99 <= 1 ms and achieved within 1% of target (judged on paced-ring;
 paced-live's misses are printed as information); flat out >= 1,000,000 msg/s sent and
@@ -83,6 +88,7 @@ class StageResult:
     sent: int
     received: int
     lateness_us: dict[str, int]
+    steal_pct: float
 
     @property
     def achieved(self) -> float:
@@ -202,7 +208,9 @@ def run_stage(
 ) -> StageResult:
     control.stage(label)
     received0 = q_lines.value
+    cpu0 = psutil.cpu_times()
     time.sleep(seconds)
+    cpu1 = psutil.cpu_times()
     received1 = q_lines.value
     control.stage(f"after-{label}")
     counters: StageCounters = control.counters(label)
@@ -214,13 +222,95 @@ def run_stage(
         counters.messages,
         received1 - received0,
         percentiles(counters.lateness_us, (50, 99, 99.9)),
+        steal_percent(cpu0, cpu1),
     )
+
+
+def steal_percent(before: Any, after: Any) -> float:
+    """CPU steal time between two `psutil.cpu_times()` as % of all CPU time (0 where the
+    kernel does not report steal)."""
+    total = sum(after) - sum(before)
+    steal = getattr(after, "steal", 0.0) - getattr(before, "steal", 0.0)
+    return 100.0 * steal / total if total > 0 else 0.0
+
+
+# -- the machine's floor for paced lateness ----------------------------------------------------
+
+
+FLOOR_INTERVAL_NS = 200_000
+FLOOR_LINES = 10
+FLOOR_LINE = (
+    b"Q,MSFT,412.3700,100,15:59:58.123456,11,21345678,412.3600,300,412.3800,400,"
+    b"15:59:58.123456,15:59:58.123456,ba,3D,1234567,\r\n"
+)
+"""A Q line in the benchmark's fieldset, about the length feed_sim sends."""
+
+
+def floor_reader(port: int, ready: Any) -> None:
+    """The floor's reading process: reads as the benchmark client does, until EOF."""
+    sock = socket.create_connection(("127.0.0.1", port))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
+    ready.set()
+    while sock.recv(1 << 20):
+        pass
+    sock.close()
+
+
+def pacing_floor(seconds: float, line: bytes) -> tuple[dict[str, int], dict[str, int], float]:
+    """Lateness (us) of a minimal pacer: every FLOOR_INTERVAL_NS, sleep until due (the last
+    3 ms by time.sleep, as feed_sim's pacer) and send FLOOR_LINES copies of `line` to a
+    reading process; lateness = send returned - due. Returns (lateness percentiles, send
+    call percentiles, steal %)."""
+    from harness.hdr import new_histogram, record_many
+
+    ctx = mp.get_context("spawn")
+    ready = ctx.Event()
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        reader = ctx.Process(
+            target=floor_reader, args=(listener.getsockname()[1], ready), name="floor-reader"
+        )
+        reader.start()
+        conn, _ = listener.accept()
+    ready.wait(30)
+    conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    batch = line * FLOOR_LINES
+    late: list[int] = []
+    calls: list[int] = []
+    clock = time.perf_counter_ns
+    cpu0 = psutil.cpu_times()
+    due = clock() + FLOOR_INTERVAL_NS
+    end = due + int(seconds * 1e9)
+    try:
+        while due < end:
+            wait = due - clock()
+            if wait > 0:
+                time.sleep(wait / 1e9)
+            started = clock()
+            conn.sendall(batch)
+            sent = clock()
+            late.append(sent - due)
+            calls.append(sent - started)
+            due += FLOOR_INTERVAL_NS
+    finally:
+        conn.close()
+        reader.join(10)
+        if reader.is_alive():
+            reader.terminate()
+    steal = steal_percent(cpu0, psutil.cpu_times())
+    late_hist, call_hist = new_histogram(), new_histogram()
+    record_many(late_hist, [ns // 1000 for ns in late])
+    record_many(call_hist, [ns // 1000 for ns in calls])
+    points = (50, 99, 99.9)
+    return percentiles(late_hist, points), percentiles(call_hist, points), steal
 
 
 def table(rows: list[StageResult]) -> str:
     head = (
         f"{'mode':<10} {'target msg/s':>13} {'achieved':>12} {'client recv':>12} "
-        f"{'P50 us':>7} {'P99 us':>7} {'P99.9 us':>8} {'max us':>7} {'seconds':>7}"
+        f"{'P50 us':>7} {'P99 us':>7} {'P99.9 us':>8} {'max us':>7} {'seconds':>7} "
+        f"{'steal %':>7}"
     )
     lines = [head, "-" * len(head)]
     for r in rows:
@@ -229,7 +319,7 @@ def table(rows: list[StageResult]) -> str:
         lines.append(
             f"{r.name:<10} {target:>13} {r.achieved:>12,.0f} {r.received_rate:>12,.0f} "
             f"{lat['p50']:>7} {lat['p99']:>7} {lat['p99.9']:>8} {lat['max']:>7} "
-            f"{r.seconds:>7.1f}"
+            f"{r.seconds:>7.1f} {r.steal_pct:>7.1f}"
         )
     return "\n".join(lines)
 
@@ -290,6 +380,8 @@ def main() -> int:
         ready.wait(30)
         time.sleep(1.0)  # watches answered (F and P lines)
 
+        floor_s = min(paced_s, 20.0)
+        floor_late, floor_calls, floor_steal = pacing_floor(floor_s, FLOOR_LINE)
         rows: list[StageResult] = []
         control.set_rate("fixed", rate_hz=PACED_TARGET / len(symbols), render="ring")
         control.stage("warmup-paced")
@@ -363,6 +455,19 @@ def main() -> int:
         f"(load {load_s:.0f} s); after the run: {rss_end / 2**20:,.0f} MiB"
     )
     print(table(rows))
+    print(
+        f"machine floor ({floor_s:g} s, before the stages): a minimal pacer sending "
+        f"{FLOOR_LINES} x {len(FLOOR_LINE)}-byte lines every {FLOOR_INTERVAL_NS // 1000} us "
+        f"to a reading process: lateness P50 {floor_late['p50']} / P99 {floor_late['p99']} / "
+        f"P99.9 {floor_late['p99.9']} / max {floor_late['max']} us; the send call alone "
+        f"P50 {floor_calls['p50']} / P99 {floor_calls['p99']} / max {floor_calls['max']} us; "
+        f"steal {floor_steal:.1f}%"
+    )
+    if floor_late["p99"] > LATENESS_P99_US:
+        print(
+            f"machine floor: even the minimal pacer's lateness P99 ({floor_late['p99']} us) "
+            f"is above the {LATENESS_P99_US} us target on this machine"
+        )
     print(
         f"completeness: {received_total:,} Q lines received of {sent_total:,} sent, "
         f"slow-client cutoffs {cutoffs}"
