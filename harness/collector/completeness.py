@@ -243,7 +243,9 @@ class Completeness:
 class SequenceTracker:
     """Tracks per-key sequences from decoded batches; `snapshot()` gives Completeness."""
 
-    def __init__(self, families: Mapping[str, str] = DEFAULT_FAMILIES) -> None:
+    def __init__(
+        self, families: Mapping[str, str] = DEFAULT_FAMILIES, flush_at: int = 4096
+    ) -> None:
         self.families = dict(families)
         self._symbol_ids: dict[str, int] = {}
         self._symbols: list[str] = []
@@ -256,6 +258,9 @@ class SequenceTracker:
         self._slow: dict[int, KeyState] = {}
         """Per-record states of keys that had an anomaly (the fast path's counts fold in)."""
         self.malformed = 0
+        self._flush_at = flush_at
+        self._pending: list[tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]] = []
+        self._pending_n = 0
 
     def _symbol_id(self, symbol: str) -> int:
         known = self._symbol_ids.get(symbol)
@@ -301,12 +306,33 @@ class SequenceTracker:
     def update(
         self, symbols: Sequence[str], types: Sequence[str], seq: npt.ArrayLike, malformed: int = 0
     ) -> None:
-        """Apply one batch of records (arrival order)."""
+        """Apply one batch of records (arrival order).
+
+        Batches are buffered up to `flush_at` records (numpy's per-call cost dominates below
+        that; the arrays are kept, not copied, until then); `snapshot()` flushes first."""
         self.malformed += malformed
         seqs = np.asarray(seq, dtype=np.int64)
         if seqs.size == 0:
             return
-        kid = self.key_ids(symbols, types)
+        self._pending.append((self.key_ids(symbols, types), seqs))
+        self._pending_n += seqs.size
+        if self._pending_n >= self._flush_at:
+            self.flush()
+
+    def flush(self) -> None:
+        """Apply the buffered batches now, in arrival order."""
+        if not self._pending:
+            return
+        if len(self._pending) == 1:
+            kid, seqs = self._pending[0]
+        else:
+            kid = np.concatenate([k for k, _ in self._pending])
+            seqs = np.concatenate([s for _, s in self._pending])
+        self._pending.clear()
+        self._pending_n = 0
+        self._apply(kid, seqs)
+
+    def _apply(self, kid: npt.NDArray[np.int64], seqs: npt.NDArray[np.int64]) -> None:
         order = np.argsort(kid, kind="stable")
         k, s = kid[order], seqs[order]
         starts = np.empty(k.size, dtype=bool)
@@ -369,7 +395,8 @@ class SequenceTracker:
             state.high = int(self._high[kid])
 
     def snapshot(self) -> Completeness:
-        """Pure-data copy of the state so far."""
+        """Pure-data copy of the state so far (buffered batches applied first)."""
+        self.flush()
         keys = {}
         kids = set(np.flatnonzero(self._high != _FRESH).tolist()) | set(self._slow)
         for kid in sorted(kids):

@@ -26,8 +26,9 @@ and round-trips through JSON (`to_json` / `from_json`) to move between processes
 holds 1 s interval histograms of `total` and `total_uncorrected`, keyed by the second of the
 observed time and stored encoded (compressed base64, about 1 KB each) for the .hlog.
 
-`Recorder` fills a StageMeasure from numpy batches with `harness.hdr.record_many`, one
-vectorised step per histogram and batch; it keeps the current interval seconds open and seals
+`Recorder` fills a StageMeasure from numpy batches with `harness.hdr.prepare` and
+`record_prepared`, one vectorised step per histogram and batch (an interval histogram reuses
+its measure's bucket indices); it keeps the current interval seconds open and seals
 older ones, and answers the live "last second p99" for progress output.
 """
 
@@ -42,7 +43,15 @@ import numpy as np
 import numpy.typing as npt
 from hdrh.histogram import HdrHistogram
 
-from harness.hdr import decode, encode, new_histogram, percentiles, record_many
+from harness.hdr import (
+    PreparedBatch,
+    decode,
+    encode,
+    new_histogram,
+    percentiles,
+    prepare,
+    record_prepared,
+)
 
 MEASURES: tuple[str, ...] = ("total", "total_uncorrected", "network", "processing", "kafka")
 INTERVAL_MEASURES: tuple[str, ...] = ("total", "total_uncorrected")
@@ -230,32 +239,33 @@ class Recorder:
         self._interval("total_uncorrected", uncorrected, seconds, has_recv)
         self._seal(int(seconds.max()) - OPEN_SECONDS)
 
-    def _values(self, name: str, diff_ns: I64, present: npt.NDArray[np.bool_]) -> I64:
-        """Record diff_ns (where present) as us; returns the recorded us values."""
+    def _values(self, name: str, diff_ns: I64, present: npt.NDArray[np.bool_]) -> PreparedBatch:
+        """Record diff_ns (where present) as us; returns the recorded batch (for intervals)."""
         all_present = bool(present.all())
         values: I64 = (diff_ns if all_present else diff_ns[present]) // 1000
         if not all_present:
             self._measure.unavailable[name] += int(present.size - values.size)
+        batch = prepare(values)
         if values.size == 0:
-            return values
-        negative = int(np.count_nonzero(values < 0))
-        clamped = record_many(self._measure.histograms[name], values)
+            return batch
+        record_prepared(self._measure.histograms[name], batch)
+        negative = int(np.count_nonzero(values < 0)) if batch.clamped else 0
         self._measure.negative[name] += negative
-        self._measure.overflow[name] += clamped - negative
-        return values
+        self._measure.overflow[name] += batch.clamped - negative
+        return batch
 
     def _interval(
-        self, name: str, values: I64, seconds: I64, present: npt.NDArray[np.bool_]
+        self, name: str, batch: PreparedBatch, seconds: I64, present: npt.NDArray[np.bool_]
     ) -> None:
-        if values.size == 0:
+        if batch.values.size == 0:
             return
-        secs = seconds if values.size == seconds.size else seconds[present]
+        secs = seconds if batch.values.size == seconds.size else seconds[present]
         first, last = int(secs.min()), int(secs.max())
         if first == last:
-            record_many(self._open_histogram(name, first), values)
+            record_prepared(self._open_histogram(name, first), batch)
             return
         for second in np.unique(secs):
-            record_many(self._open_histogram(name, int(second)), values[secs == second])
+            record_prepared(self._open_histogram(name, int(second)), batch.subset(secs == second))
 
     def _open_histogram(self, name: str, second: int) -> HdrHistogram:
         table = self._open[name]

@@ -64,3 +64,33 @@ def test_count_above_counts_only_buckets_wholly_above_the_value() -> None:
     assert count_above(hist, 5) == 6
     assert count_above(hist, 60_000_000) == 0
     assert count_above(new_histogram(), 1) == 0
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.integers(min_value=0, max_value=10_000_000), min_size=1, max_size=200))
+def test_record_many_into_another_layout_uses_its_buckets(values: list[int]) -> None:
+    from hdrh.histogram import HdrHistogram
+
+    fast, slow = HdrHistogram(1, 10_000_000, 2), HdrHistogram(1, 10_000_000, 2)
+    record_many(fast, np.array(values))
+    for value in values:
+        slow.record_value(value)
+    assert fast.equals(slow)
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    st.lists(st.integers(min_value=-5, max_value=HIGHEST_US + 5), min_size=1, max_size=200),
+    st.integers(min_value=0, max_value=2**32),
+)
+def test_a_prepared_subset_records_as_its_values_would(values: list[int], seed: int) -> None:
+    from harness.hdr import prepare, record_prepared
+
+    mask = np.random.default_rng(seed).random(len(values)) < 0.5
+    batch = prepare(np.array(values))
+    via_subset, direct = new_histogram(), new_histogram()
+    record_prepared(via_subset, batch.subset(mask))
+    record_many(direct, np.clip(np.array(values), 0, HIGHEST_US)[mask])
+    assert via_subset.equals(direct)
+    assert via_subset.get_total_count() == int(mask.sum())
+    assert via_subset.get_max_value() == direct.get_max_value()

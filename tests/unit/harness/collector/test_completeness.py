@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 
 import numpy as np
+import pytest
 
 from feed_sim.stats import StageCounters, SymbolCount
 from harness.collector.completeness import (
@@ -76,7 +77,9 @@ def test_gap_duplicate_and_reorder() -> None:
     assert got["gaps"] == 3  # 4, 9, 10
 
 
-def test_random_streams_match_brute_force() -> None:
+@pytest.mark.parametrize("flush_at", [1, 13, 4096])
+def test_random_streams_match_brute_force(flush_at: int) -> None:
+    """Also across buffered batches: flushed after every batch, every few, or at the end."""
     rng = random.Random(3)
     for trial in range(30):
         seqs = list(range(rng.randrange(50, 300)))
@@ -88,7 +91,7 @@ def test_random_streams_match_brute_force() -> None:
         for _ in range(rng.randrange(0, 10)):  # local swaps
             j = rng.randrange(len(seqs) - 1)
             seqs[j], seqs[j + 1] = seqs[j + 1], seqs[j]
-        tracker = SequenceTracker()
+        tracker = SequenceTracker(flush_at=flush_at)
         records = [("S", "trade", s) for s in seqs] + [("T", "trade", s) for s in range(20)]
         _feed(tracker, records, batch=rng.randrange(1, 50))
         c = tracker.snapshot()
