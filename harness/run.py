@@ -29,7 +29,7 @@ from rich.console import Console
 
 from harness import hdr, paths
 from harness.collector.client import CollectorProcess, CollectorSnapshot
-from harness.collector.completeness import compare
+from harness.collector.completeness import LossReport, compare, in_flight_window_s
 from harness.exit_codes import ExitCode
 from harness.feed_process import FeedSimProcess
 from harness.infra.errors import InfraError
@@ -410,11 +410,16 @@ class HarnessRun:
             if self.ctx.sampler is not None
             else {}
         )
-        measurement = self._measurement(action, snapshot, sent, resources)
+        total = snapshot.measure.histograms["total"]
+        in_flight_s = in_flight_window_s(
+            int(total.get_max_value()) if total.get_total_count() else None
+        )
+        loss = compare(snapshot.completeness, sent, in_flight_s=in_flight_s)
+        measurement = self._measurement(action, snapshot, sent, resources, loss)
         evaluation = evaluate(measurement, self.scenario.thresholds)
         if self.sut_dead:
             evaluation = self._sut_exited(evaluation)
-        self._record_stage(plan, action, snapshot, sent, resources, evaluation)
+        self._record_stage(plan, action, snapshot, sent, resources, evaluation, loss)
         return list(plan.submit(evaluation.verdict, evaluation.broken))
 
     @staticmethod
@@ -429,7 +434,12 @@ class HarnessRun:
         )
 
     def _measurement(
-        self, action: Evaluate, snapshot: CollectorSnapshot, sent: Any, resources: dict[str, Any]
+        self,
+        action: Evaluate,
+        snapshot: CollectorSnapshot,
+        sent: Any,
+        resources: dict[str, Any],
+        loss: LossReport,
     ) -> StageMeasurement:
         measure = snapshot.measure
         pct = measure.percentiles()
@@ -438,7 +448,6 @@ class HarnessRun:
             values = pct.get(name)
             return LagPercentiles.from_dict(values) if values and values["count"] else None
 
-        loss = compare(snapshot.completeness, sent)
         duration_s = max(1e-9, ((sent.ended_ns or self.clock_ns()) - sent.started_ns) / 1e9)
         expected = action.expected_messages
         if expected and action.early_abort is not None:
@@ -481,6 +490,7 @@ class HarnessRun:
         sent: Any,
         resources: dict[str, Any],
         evaluation: Any,
+        loss: LossReport,
     ) -> None:
         verdicts = [dataclasses.asdict(r) for r in evaluation.results]
         symbols = len(plan.stage_symbols[action.stage_index])
@@ -492,7 +502,7 @@ class HarnessRun:
             verdict=str(evaluation.verdict),
             verdicts=verdicts,
             resources=resources,
-            completeness=compare(snapshot.completeness, sent).to_json(),
+            completeness=loss.to_json(),
             extra_histograms={"generator_lateness": sent.lateness_us},
             started_ns=sent.started_ns,
             ended_ns=sent.ended_ns,

@@ -429,6 +429,8 @@ class LossReport:
     rows: list[SymbolLoss]
     unexpected: list[Key]
     """Keys that arrived but feed_sim did not send in this stage."""
+    in_flight_s: float = 1.0
+    """The in-flight window the tolerances were computed with (see `compare`)."""
 
     @property
     def sent(self) -> int:
@@ -461,6 +463,7 @@ class LossReport:
             "lost_beyond_tolerance": self.lost_beyond_tolerance,
             "loss_ratio": self.loss_ratio,
             "loss_ratio_beyond_tolerance": self.loss_ratio_beyond_tolerance,
+            "in_flight_s": self.in_flight_s,
             "missing_keys": sorted(f"{r.symbol}|{r.family}" for r in self.rows if r.received == 0),
             "unexpected_keys": sorted(f"{s}|{f}" for s, f in self.unexpected),
             "worst": [
@@ -497,7 +500,8 @@ def compare(
     collector by observation time, so messages sent just before the boundary may still be in
     flight (socket buffers, SUT queues, Kafka) when the stage's completeness is taken. Per key
     the tolerance is the key's sent rate times `in_flight_s` (rounded up), i.e. what can be
-    in flight if the pipeline's lag is below `in_flight_s`; loss within it is reported but
+    in flight if the pipeline's lag is below `in_flight_s` (the runner passes
+    `in_flight_window_s` of the stage's measured lag); loss within it is reported but
     only `lost_beyond_tolerance` counts against a loss threshold. For count families the
     previous stage's spill also arrives here and offsets its own in-flight tail.
     """
@@ -521,4 +525,18 @@ def compare(
             tolerance = math.ceil(rate * in_flight_s)
             rows.append(SymbolLoss(symbol, family, count.sent, got, tolerance))
     unexpected = sorted(k for k, s in received.keys.items() if k not in expected and s.received)
-    return LossReport(sorted(rows, key=lambda r: (r.symbol, r.family)), unexpected)
+    return LossReport(sorted(rows, key=lambda r: (r.symbol, r.family)), unexpected, in_flight_s)
+
+
+MIN_IN_FLIGHT_S = 1.0
+
+
+def in_flight_window_s(total_lag_max_us: int | None, floor_s: float = MIN_IN_FLIGHT_S) -> float:
+    """The in-flight window of a stage for `compare`: the largest total lag the stage
+    measured (a message sent that long before the boundary may still be on its way), at
+    least `floor_s`. A lost message never shows in the lag, so a SUT that drops messages
+    does not widen its own allowance; one that is seconds behind gets seconds of it (its
+    lag thresholds judge that)."""
+    if not total_lag_max_us:
+        return floor_s
+    return max(floor_s, total_lag_max_us / 1e6)

@@ -183,3 +183,30 @@ def test_compare_counts_families_without_aligned_seq() -> None:
     report = compare(tracker.snapshot(), counters)
     assert report.rows[0].received == 95 and report.lost == 5
     assert report.unexpected == []
+
+
+def test_in_flight_window_follows_the_measured_lag() -> None:
+    from harness.collector.completeness import in_flight_window_s
+
+    assert in_flight_window_s(None) == 1.0
+    assert in_flight_window_s(250_000) == 1.0  # 250 ms: the 1 s floor
+    assert in_flight_window_s(2_339_000) == pytest.approx(2.339)
+
+
+def test_a_slow_pipeline_gets_its_lag_as_allowance_but_drops_still_count() -> None:
+    """100 msg/s for 10 s; the last 2 s are still in flight (lag ~2 s): within the allowance
+    of a 2 s window, beyond the default 1 s one. Dropping every 10th message is loss either
+    way."""
+    counters = StageCounters("stage-1", started_ns=0, ended_ns=10_000_000_000)
+    counters.level1["AAPL"] = SymbolCount(1000, 1, 1000)
+    arrived = SequenceTracker()
+    arrived.update(["AAPL"] * 800, ["trade"] * 800, list(range(1, 801)))
+    in_flight = arrived.snapshot()
+    assert compare(in_flight, counters, in_flight_s=1.0).lost_beyond_tolerance == 100
+    report = compare(in_flight, counters, in_flight_s=2.0)
+    assert report.lost == 200 and report.lost_beyond_tolerance == 0
+    assert report.to_json()["in_flight_s"] == 2.0
+    dropping = SequenceTracker()
+    kept = [s for s in range(1, 801) if s % 10]
+    dropping.update(["AAPL"] * len(kept), ["trade"] * len(kept), kept)
+    assert compare(dropping.snapshot(), counters, in_flight_s=2.0).lost_beyond_tolerance == 80
