@@ -44,10 +44,12 @@ class MeteredSink:
 
     def poll(self) -> None:
         self.output.poll()
-        self.metrics.flush_batch()
+        self.metrics.flush_due()
 
     def flush(self, timeout_s: float) -> int:
-        return self.output.flush(timeout_s)
+        left = self.output.flush(timeout_s)
+        self.metrics.flush_batch()
+        return left
 
 
 class IngestApp:
@@ -161,6 +163,7 @@ class IngestApp:
         self.stop_event.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
+        self.metrics.flush_batch()  # the loop has stopped: its buffered lags, from here
         remaining = self.output.flush(drain_timeout_s)
         self.server.stop()
         log.info("ingest stopped: %d record(s) undelivered", remaining)

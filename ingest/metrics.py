@@ -5,7 +5,8 @@ Owns:
 - per-hop lag histograms (contract 3 hops `network` = recv - exchange and `processing` =
   produced - recv) as HdrHistograms in microseconds, 1 us .. 60 s, 3 significant digits
   (contract 6). `observe(record)` only appends to a buffer; `flush_batch()` records the buffer
-  in one vectorised numpy step (hdrh's per-value `record_value` is too slow for 50k msg/s);
+  in one vectorised numpy step (hdrh's per-value `record_value` is too slow for 50k msg/s),
+  at most every FLUSH_INTERVAL_NS from the loop (`flush_due`);
 - counters: feed messages, records by type, errors by reason, reconnects, gaps, Kafka
   deliveries ok / failed by error, and the producer queue length (a gauge read on demand);
 - `MetricsServer`: a stdlib HTTP server in a thread (loopback by default) serving
@@ -20,6 +21,7 @@ import json
 import logging
 import math
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -38,6 +40,10 @@ SIGNIFICANT_DIGITS = 3
 QUANTILES = (0.5, 0.95, 0.99, 0.999)
 HOPS = ("network", "processing")
 AUTO_FLUSH = 8192
+FLUSH_INTERVAL_NS = 100_000_000
+"""The loop records its buffered lags at most this often (`flush_due`): one numpy step
+costs ~100 us whatever the batch, which on every loop turn (a few lines each at low rates)
+was a fifth of the core's CPU. /metrics lags behind by at most this much plus a turn."""
 MAX_BODY_BYTES = 1 << 20
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -49,17 +55,16 @@ def new_histogram() -> HdrHistogram:
     return HdrHistogram(LOWEST_US, HIGHEST_US, SIGNIFICANT_DIGITS)
 
 
-def record_many(hist: HdrHistogram, values_us: npt.ArrayLike) -> int:
-    """Record a batch of values (us) in one numpy step; returns how many were clamped.
-
-    Values above 60 s are clamped to 60 s and values below 0 (clock skew) to 0; the bucket
-    arithmetic is hdrh's `_counts_index_for`, vectorised.
-    """
+def _clamped(values_us: npt.ArrayLike) -> tuple[npt.NDArray[np.int64], int]:
+    """The values clamped to 0 .. 60 s, and how many were out of range."""
     values = np.asarray(values_us, dtype=np.int64)
-    if values.size == 0:
-        return 0
-    clamped = int(np.count_nonzero((values < 0) | (values > HIGHEST_US)))
-    values = np.clip(values, 0, HIGHEST_US)
+    if values.size and (int(values.min()) < 0 or int(values.max()) > HIGHEST_US):
+        clamped = int(np.count_nonzero((values < 0) | (values > HIGHEST_US)))
+        return np.clip(values, 0, HIGHEST_US), clamped
+    return values, 0
+
+
+def _record_clamped(hist: HdrHistogram, values: npt.NDArray[np.int64]) -> None:
     masked = values | np.int64(hist.sub_bucket_mask)
     _, bit_length = np.frexp(masked.astype(np.float64))
     bucket = bit_length.astype(np.int64) - (
@@ -69,13 +74,26 @@ def record_many(hist: HdrHistogram, values_us: npt.ArrayLike) -> int:
     indices = ((bucket + 1) << hist.sub_bucket_half_count_magnitude) + (
         sub_bucket - hist.sub_bucket_half_count
     )
+    # A bincount over the indices' span only: hdrh's counts are ctypes-backed (np.add.at on
+    # them is ~20x slower) and a full-length bincount costs ~17k slots a call.
+    first = int(indices.min())
+    tally = np.bincount(indices - first)
     counts = np.ctypeslib.as_array(hist.counts)
-    counts += np.bincount(indices, minlength=hist.counts_len)[: hist.counts_len].astype(
-        counts.dtype
-    )
+    counts[first : first + tally.size] += tally.astype(counts.dtype)
     hist.total_count += int(values.size)
     hist.min_value = min(hist.min_value, int(values.min()))
     hist.max_value = max(hist.max_value, int(values.max()))
+
+
+def record_many(hist: HdrHistogram, values_us: npt.ArrayLike) -> int:
+    """Record a batch of values (us) in one numpy step; returns how many were clamped.
+
+    Values above 60 s are clamped to 60 s and values below 0 (clock skew) to 0; the bucket
+    arithmetic is hdrh's `_counts_index_for`, vectorised.
+    """
+    values, clamped = _clamped(values_us)
+    if values.size:
+        _record_clamped(hist, values)
     return clamped
 
 
@@ -95,15 +113,24 @@ class LagHistogram:
         self.clamped = 0
 
     def record(self, values_us: npt.NDArray[np.int64]) -> None:
-        self.clamped += record_many(self.hist, values_us)
-        self.sum_us += int(np.clip(values_us, 0, HIGHEST_US).sum())
+        values, clamped = _clamped(values_us)
+        if values.size:
+            _record_clamped(self.hist, values)
+        self.clamped += clamped
+        self.sum_us += int(values.sum())
 
 
 class IngestMetrics:
     """Counters and lag histograms; `observe` from the ingest loop, render from any thread."""
 
-    def __init__(self, queue_length: Callable[[], int] | None = None) -> None:
+    def __init__(
+        self,
+        queue_length: Callable[[], int] | None = None,
+        clock_ns: Callable[[], int] = time.monotonic_ns,
+    ) -> None:
         self.queue_length = queue_length
+        self._clock_ns = clock_ns
+        self._flushed_ns = clock_ns()
         self.messages = 0
         self.reconnects = 0
         self.gaps = 0
@@ -131,11 +158,19 @@ class IngestMetrics:
         """Buffer raw lags (ns) of one hop (for callers that compute lags themselves)."""
         self._pending[hop].extend(lags_ns)
 
+    def flush_due(self) -> None:
+        """`flush_batch` if FLUSH_INTERVAL_NS has passed since the last one (the ingest loop
+        calls this on every turn)."""
+        if self._clock_ns() - self._flushed_ns >= FLUSH_INTERVAL_NS:
+            self.flush_batch()
+
     def flush_batch(self) -> None:
         """Record the buffered lags into the histograms (one numpy step per hop).
 
-        Call it from the thread that calls `observe` (the ingest loop does, on each poll).
+        Call it from the thread that calls `observe` (the ingest loop, via `flush_due`, and
+        the drain at shutdown).
         """
+        self._flushed_ns = self._clock_ns()
         for hop, pending in self._pending.items():
             if not pending:
                 continue

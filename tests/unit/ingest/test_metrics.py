@@ -196,3 +196,22 @@ def test_http_endpoints(server: tuple[MetricsServer, list[list[str]]]) -> None:
     assert json.loads(_http(srv.url + "/admin/state")[1]) == {"symbols": 2}
     assert _http(srv.url + "/admin/symbols", b'{"nope": 1}')[0] == 400
     assert _http(srv.url + "/nowhere")[0] == 404
+
+
+def test_the_loop_records_buffered_lags_at_most_every_flush_interval() -> None:
+    from ingest.metrics import FLUSH_INTERVAL_NS
+
+    now = [0]
+    metrics = IngestMetrics(clock_ns=lambda: now[0])
+    metrics.observe(_record(1, 1_000_000, 1_500_000, 1_700_000))
+    metrics.flush_due()  # no time has passed: still buffered
+    assert metrics.histogram("processing").get_total_count() == 0
+    now[0] += FLUSH_INTERVAL_NS
+    metrics.flush_due()
+    assert metrics.histogram("processing").get_total_count() == 1
+    metrics.observe(_record(2, 1_000_000, 1_600_000, 1_900_000))
+    metrics.flush_due()  # the interval restarts at each flush
+    assert metrics.histogram("network").get_total_count() == 1
+    metrics.flush_batch()  # the drain at shutdown: whatever is buffered
+    assert metrics.histogram("network").get_total_count() == 2
+    assert metrics.histogram("processing").get_value_at_percentile(100) == 300
