@@ -21,7 +21,7 @@ help:
 deps:
 	@bash scripts/install-system-deps.sh
 
-$(BIN)/.installed: pyproject.toml
+$(BIN)/.installed: pyproject.toml setup.py ingest/feed/_fastparse.c
 	@$(MAKE) --no-print-directory deps
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
@@ -65,4 +65,4 @@ bench-quick: install
 	@$(MAKE) --no-print-directory bench BENCH_ARGS=--quick || echo "bench-quick: see TARGETS MISSED above"
 
 clean:
-	rm -rf .cache .harness .mypy_cache .ruff_cache .pytest_cache
+	rm -rf .cache .harness .mypy_cache .ruff_cache .pytest_cache build ingest/feed/*.so

@@ -255,33 +255,51 @@ class Processor:
         return self._handlers[type(message)](message, recv_ns)
 
     def _level1(self, m: Level1Update, recv_ns: int) -> list[FeedRecord]:
-        symbol = m.symbol
+        (
+            summary,
+            symbol,
+            trade_price,
+            trade_size,
+            trade_ns,
+            trade_mc,
+            conditions,
+            total_volume,
+            bid,
+            bid_size,
+            bid_ns,
+            bid_mc,
+            ask,
+            ask_size,
+            ask_ns,
+            ask_mc,
+            contents,
+            tick,
+        ) = m  # one unpack: the hot path reads most fields
         state = self._quotes.get(symbol) or self.states.quote(symbol)
         state.update = m
         state.updates += 1
-        tick = m.tick_id
         if tick is not None:
-            last = self._last_tick.get(symbol)
+            last_ticks = self._last_tick
+            last = last_ticks.get(symbol)
             if self._carried and symbol in self._carried and last is not None:
                 # First TickID since a reconnect. A summary carries the TickID of the latest
                 # update, which itself was missed; an update's own TickID was received.
                 self._carried.discard(symbol)
-                missed = tick - last - (0 if m.summary else 1)
+                missed = tick - last - (0 if summary else 1)
                 if missed > 0:
                     self._note_gap(symbol, missed)
-                self._last_tick[symbol] = tick
-            elif last is None or tick == last + 1 or m.summary:
-                self._last_tick[symbol] = tick
+                last_ticks[symbol] = tick
+            elif last is None or tick == last + 1 or summary:
+                last_ticks[symbol] = tick
             elif tick > last:
                 self._note_gap(symbol, tick - last - 1)
-                self._last_tick[symbol] = tick
+                last_ticks[symbol] = tick
             else:
                 dup = self.stats.duplicates
                 dup[symbol] = dup.get(symbol, 0) + 1
-        if m.summary:
+        if summary:
             self.stats.summaries += 1
             return []
-        contents = m.contents
         kind = _contents_cache.get(contents) or _classify_and_remember(contents)
         if kind[0] == _TRADE:
             self.stats.records["trade"] += 1
@@ -290,24 +308,24 @@ class Processor:
                     symbol,
                     "trade",
                     tick or 0,
-                    m.trade_ns or 0,
+                    trade_ns or 0,
                     recv_ns,
                     0,
                     {
-                        "price": m.trade_price,
-                        "size": m.trade_size,
-                        "market_center": m.trade_mc,
-                        "conditions": m.conditions,
-                        "total_volume": m.total_volume,
-                        "bid": m.bid,
-                        "ask": m.ask,
+                        "price": trade_price,
+                        "size": trade_size,
+                        "market_center": trade_mc,
+                        "conditions": conditions,
+                        "total_volume": total_volume,
+                        "bid": bid,
+                        "ask": ask,
                         "contents": contents,
                     },
                 )
             ]
         if kind[0] == _QUOTE:
-            bid_ns = (m.bid_ns or 0) if kind[1] else 0
-            ask_ns = (m.ask_ns or 0) if kind[2] else 0
+            bid_ns = (bid_ns or 0) if kind[1] else 0
+            ask_ns = (ask_ns or 0) if kind[2] else 0
             self.stats.records["quote"] += 1
             return [
                 FeedRecord(
@@ -318,12 +336,12 @@ class Processor:
                     recv_ns,
                     0,
                     {
-                        "bid": m.bid,
-                        "bid_size": m.bid_size,
-                        "ask": m.ask,
-                        "ask_size": m.ask_size,
-                        "bid_mc": m.bid_mc,
-                        "ask_mc": m.ask_mc,
+                        "bid": bid,
+                        "bid_size": bid_size,
+                        "ask": ask,
+                        "ask_size": ask_size,
+                        "bid_mc": bid_mc,
+                        "ask_mc": ask_mc,
                     },
                 )
             ]

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the system packages the project needs when they are missing (Debian/Ubuntu, as root):
-# Java 17+ for the Kafka broker, Maven to fetch it, Python venv support, redis-server for the
-# Redis snapshot tests. Does nothing when everything is present.
+# Java 17+ for the Kafka broker, Maven to fetch it, Python venv support, a C compiler and the
+# Python headers for the reference core's C parser (ingest/feed/_fastparse.c), redis-server
+# for the Redis snapshot tests. Does nothing when everything is present.
 set -euo pipefail
 
 missing=()
@@ -14,6 +15,9 @@ java_ok() {
 java_ok || missing+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null 2>&1 || missing+=(maven)
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
+command -v gcc >/dev/null 2>&1 || missing+=(gcc)
+python3 -c 'import os, sysconfig; assert os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h"))' \
+  >/dev/null 2>&1 || missing+=(python3-dev)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 
 if [ ${#missing[@]} -eq 0 ]; then

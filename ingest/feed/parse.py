@@ -14,6 +14,12 @@ Owns the wire layouts the core reads (iqfeed-protocol.md §1.2, §2, §3):
 `LineParser.parse` never raises: malformed, truncated, over-long or binary lines give
 `Malformed(reason)` with a reason from `MALFORMED_REASONS`. Times are converted to UTC ns
 (timeparse); times without a date are placed near the receive time passed in.
+
+`Q` lines, the hot path, go through the C extension `ingest.feed._fastparse` (built by
+`pip install -e .`; `make` does it), which does exactly what `LineParser._level1` does and
+falls back to the same Python functions for anything but plain digits and cached times.
+`LineParser(accelerated=False)` keeps every line on the Python path, the reference the C path
+is tested against line by line (tests/unit/ingest/test_fastparse.py).
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any, NamedTuple
 
+import ingest.feed._fastparse as _fastparse
 from ingest.feed.fieldset import DEFAULT_FIELDS
 from ingest.feed.timeparse import (
     DatedTimeCache,
@@ -271,7 +278,7 @@ class Layout:
     itemgetter returning LAYOUT_FIELDS in order; a field the fieldset lacks points at
     `width`, where the parser puts an extra empty string."""
 
-    __slots__ = ("names", "pick", "width")
+    __slots__ = ("names", "pick", "positions", "width")
 
     def __init__(self, names: Sequence[str]) -> None:
         self.names = tuple(names)
@@ -279,10 +286,13 @@ class Layout:
         position: dict[str, int] = {}
         for i, name in enumerate(self.names):
             position.setdefault(name, i + 1)
-        self.pick: Callable[[list[str]], tuple[str, ...]] = itemgetter(
-            *(position.get(name, self.width) for name in LAYOUT_FIELDS)
-        )
+        self.positions = tuple(position.get(name, self.width) for name in LAYOUT_FIELDS)
+        self.pick: Callable[[list[str]], tuple[str, ...]] = itemgetter(*self.positions)
 
+
+MAX_ACCELERATED_WIDTH = 128
+"""Layouts up to this many comma-separated fields go through the C parser (all 70 Level 1
+fields make 72)."""
 
 _MISS: Any = object()
 _CACHE_LIMIT = 100_000
@@ -326,13 +336,39 @@ class LineParser:
         *,
         max_line_chars: int = MAX_LINE_CHARS,
         clock_ns: Callable[[], int] = time.time_ns,
+        accelerated: bool = True,
     ) -> None:
-        self.layout = Layout(fields)
         self._near = NearTimeCache()
         self._dated = DatedTimeCache()
+        self.accelerated = accelerated
         self.max_line_chars = max_line_chars
+        self._fast: Any = None
+        self.layout = Layout(fields)
         self.clock_ns = clock_ns
         """Receive time used when `parse` is not given one (dateless times need a date)."""
+
+    @property
+    def layout(self) -> Layout:
+        """The connection's current `Q`/`P` layout (setting it re-makes the C parser)."""
+        return self._layout
+
+    @layout.setter
+    def layout(self, layout: Layout) -> None:
+        self._layout = layout
+        self._fast = None
+        if self.accelerated and layout.width <= MAX_ACCELERATED_WIDTH:
+            self._fast = _fastparse.Level1Parser(
+                positions=layout.positions,
+                width=layout.width,
+                near_second=self._near.by_second,
+                near_ns=self._near.ns,
+                dated_second=self._dated.by_second,
+                dated_resolve=self._dated.resolve,
+                new_float=_new_float,
+                new_int=_new_int,
+                update_type=Level1Update,
+                max_line_chars=self.max_line_chars,
+            )
 
     @property
     def fields(self) -> tuple[str, ...]:
@@ -345,13 +381,25 @@ class LineParser:
 
     def parse(self, line: str, recv_ns: int | None = None) -> Message:
         """One line without its CRLF -> a message; never raises."""
+        fast = self._fast
+        if fast is not None and recv_ns is not None and line[:2] == "Q,":
+            # The hot path: the C parser answers NotImplemented for what it leaves to this
+            # one (over-long or non-ASCII lines among them), so the order of checks holds.
+            try:
+                result = fast.parse(line, recv_ns)
+            except (ValueError, OverflowError, IndexError) as exc:
+                return Malformed("bad_number", str(exc)[:80])
+            if type(result) is tuple:
+                return Malformed(*result)
+            if result is not NotImplemented:
+                return result  # type: ignore[no-any-return]
         if len(line) > self.max_line_chars:
             return Malformed("too_long", f"{len(line)} chars")
         if not line.isascii():
             return Malformed("binary", "non-ASCII character")
         hint = self.clock_ns() if recv_ns is None else recv_ns
         try:
-            if line[:2] == "Q,":  # hot path: text fields are checked for control characters
+            if line[:2] == "Q,":  # text fields are checked for control characters
                 return self._level1(line.split(","), False, hint)
             line = line.rstrip("\r\n")
             if not line.isprintable():
@@ -466,9 +514,7 @@ class LineParser:
         trade_ns: int | None = None
         if t_time:
             if t_date:
-                trade_ns = self._dated.by_text.get(f"{t_date} {t_time}")
-                if trade_ns is None:
-                    trade_ns = self._dated.resolve(t_date, t_time, hint)
+                trade_ns = self._dated.resolve(t_date, t_time, hint)
             else:
                 trade_ns = near.ns(t_time, hint)
             if trade_ns is None:

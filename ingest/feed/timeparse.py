@@ -273,26 +273,20 @@ def _put_text(cache: dict[str, int], key: str, value: int) -> None:
 class NearTimeCache:
     """Hot-path cache of `time_text_near_ns` for one connection.
 
-    `by_text`: full `HH:MM:SS.ffffff` text -> UTC ns. IQConnect repeats a time text on every
-    update until that side changes (the ask time of a bid-only update), so most lookups hit.
-    A cached value is the instance of that wall time on some day; it is the right answer
-    whenever it lies within 12 h of the receive time (the nearest instance). On a miss, `ns`
-    tries the UTC ns of the whole second (`by_second`: `HH:MM:SS` -> ns, same rule), then
-    the exact path. Times in an ambiguous hour are never cached (the answer depends on the
-    receive time)."""
+    `by_second`: `HH:MM:SS` -> the UTC ns of that whole second on some day. A text's value is
+    that + its microseconds, the instance of that wall time on that day; it is the right
+    answer whenever it lies within 12 h of the receive time (the nearest instance), else the
+    exact path decides and re-caches the second. Times in an ambiguous hour are never cached
+    (the answer depends on the receive time). The C hot path (ingest/feed/_fastparse.c) reads
+    the same table with the same rule and leaves the exact path to `ns`."""
 
-    __slots__ = ("by_second", "by_text")
+    __slots__ = ("by_second",)
 
     def __init__(self) -> None:
-        self.by_text: dict[str, int] = {}
         self.by_second: dict[str, int] = {}
 
     def ns(self, text: str, recv_ns: int) -> int | None:
         """UTC ns of `text` near `recv_ns` (see time_near_ns), None if invalid."""
-        by_text = self.by_text
-        ns = by_text.get(text)
-        if ns is not None and -HALF_DAY_NS <= ns - recv_ns <= HALF_DAY_NS:
-            return ns
         if len(text) == 15 and text[8] == ".":
             base = self.by_second.get(text[:8])
             if base is not None:
@@ -301,9 +295,6 @@ class NearTimeCache:
                     return None
                 ns = base + int(frac) * NS_PER_US
                 if -HALF_DAY_NS <= ns - recv_ns <= HALF_DAY_NS:
-                    if len(by_text) >= TEXT_CACHE_LIMIT:
-                        by_text.clear()
-                    by_text[text] = ns
                     return ns
         return self._exact(text, recv_ns)
 
@@ -314,21 +305,19 @@ class NearTimeCache:
         ns = time_near_ns(tod, recv_ns)
         first, second = _local_hour_offsets(eastern_day(ns), tod // US_PER_HOUR)
         if first == second:
-            _put_text(self.by_text, text, ns)
             _put_text(self.by_second, text[:8], ns - (tod % US_PER_S) * NS_PER_US)
         return ns
 
 
 class DatedTimeCache:
-    """Hot-path cache of `et_datetime_ns` for one connection: `MM/DD/YYYY HH:MM:SS.ffffff`
-    (date, a space, time: unambiguous keys) -> UTC ns in `by_text` (the last trade time
-    repeats on every quote of the symbol); `resolve` falls back to the whole second
-    (date + `HH:MM:SS`), then to the exact path. Ambiguous times are not cached."""
+    """Hot-path cache of `et_datetime_ns` for one connection: `MM/DD/YYYY HH:MM:SS` (date, a
+    space, the whole second: unambiguous keys) -> UTC ns in `by_second`; `resolve` adds the
+    microseconds, or takes the exact path and caches the second. Ambiguous times are not
+    cached. The C hot path reads the same table and leaves the exact path to `resolve`."""
 
-    __slots__ = ("by_second", "by_text")
+    __slots__ = ("by_second",)
 
     def __init__(self) -> None:
-        self.by_text: dict[str, int] = {}
         self.by_second: dict[str, int] = {}
 
     def resolve(self, date_text: str, time_text: str, hint_ns: int | None) -> int | None:
@@ -339,9 +328,7 @@ class DatedTimeCache:
                 frac = time_text[9:]
                 if not (frac.isdigit() and frac.isascii()):
                     return None
-                ns = base + int(frac) * NS_PER_US
-                _put_text(self.by_text, f"{date_text} {time_text}", ns)
-                return ns
+                return base + int(frac) * NS_PER_US
         day = mdy_day(date_text)
         tod = time_of_day_us(time_text)
         if day is None or tod is None:
@@ -349,7 +336,6 @@ class DatedTimeCache:
         first, second = _local_hour_offsets(day, tod // US_PER_HOUR)
         ns = wall_to_utc_ns(day, tod, hint_ns)
         if first == second:
-            _put_text(self.by_text, f"{date_text} {time_text}", ns)
             second_ns = ns - (tod % US_PER_S) * NS_PER_US
             _put_text(self.by_second, f"{date_text} {time_text[:8]}", second_ns)
         return ns
