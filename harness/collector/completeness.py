@@ -36,6 +36,7 @@ import numpy as np
 import numpy.typing as npt
 
 from feed_sim.stats import StageCounters
+from harness.collector.batching import PendingColumns
 
 DEFAULT_FAMILIES: Mapping[str, str] = {"trade": "l1", "quote": "l1", "depth": "l2"}
 """Record type -> sequence family (types not listed are their own family)."""
@@ -258,9 +259,7 @@ class SequenceTracker:
         self._slow: dict[int, KeyState] = {}
         """Per-record states of keys that had an anomaly (the fast path's counts fold in)."""
         self.malformed = 0
-        self._flush_at = flush_at
-        self._pending: list[tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]] = []
-        self._pending_n = 0
+        self._pending = PendingColumns(flush_at)
 
     def _symbol_id(self, symbol: str) -> int:
         known = self._symbol_ids.get(symbol)
@@ -314,23 +313,14 @@ class SequenceTracker:
         seqs = np.asarray(seq, dtype=np.int64)
         if seqs.size == 0:
             return
-        self._pending.append((self.key_ids(symbols, types), seqs))
-        self._pending_n += seqs.size
-        if self._pending_n >= self._flush_at:
+        if self._pending.add((self.key_ids(symbols, types), seqs), seqs.size):
             self.flush()
 
     def flush(self) -> None:
         """Apply the buffered batches now, in arrival order."""
-        if not self._pending:
-            return
-        if len(self._pending) == 1:
-            kid, seqs = self._pending[0]
-        else:
-            kid = np.concatenate([k for k, _ in self._pending])
-            seqs = np.concatenate([s for _, s in self._pending])
-        self._pending.clear()
-        self._pending_n = 0
-        self._apply(kid, seqs)
+        joined = self._pending.take()
+        if joined is not None:
+            self._apply(*joined)
 
     def _apply(self, kid: npt.NDArray[np.int64], seqs: npt.NDArray[np.int64]) -> None:
         order = np.argsort(kid, kind="stable")

@@ -43,6 +43,7 @@ import numpy as np
 import numpy.typing as npt
 from hdrh.histogram import HdrHistogram
 
+from harness.collector.batching import PendingColumns
 from harness.hdr import (
     PreparedBatch,
     decode,
@@ -172,9 +173,7 @@ class Recorder:
         self._measure = StageMeasure(label)
         self._clock = clock
         self._open: dict[str, dict[int, HdrHistogram]] = {m: {} for m in INTERVAL_MEASURES}
-        self._flush_at = flush_at
-        self._pending: list[tuple[I64, I64, I64, I64]] = []
-        self._pending_n = 0
+        self._pending = PendingColumns(flush_at)
 
     @property
     def measure(self) -> StageMeasure:
@@ -201,24 +200,14 @@ class Recorder:
             np.broadcast_to(np.asarray(a, dtype=np.int64), (n,))
             for a in (exchange_ns, recv_ns, produced_ns, observed_ns)
         )
-        self._pending.append(columns)  # type: ignore[arg-type]
-        self._pending_n += n
-        if self._pending_n >= self._flush_at:
+        if self._pending.add(columns, n):
             self.flush()
 
     def flush(self) -> None:
         """Record the buffered batches now."""
-        if not self._pending:
-            return
-        if len(self._pending) == 1:
-            exchange, recv, produced, observed = self._pending[0]
-        else:
-            exchange, recv, produced, observed = (
-                np.concatenate(column) for column in zip(*self._pending, strict=True)
-            )
-        self._pending.clear()
-        self._pending_n = 0
-        self._record(exchange, recv, produced, observed)
+        joined = self._pending.take()
+        if joined is not None:
+            self._record(*joined)
 
     def _record(self, exchange: I64, recv: I64, produced: I64, observed: I64) -> None:
         n = observed.size

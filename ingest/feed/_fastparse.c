@@ -234,31 +234,39 @@ static int fraction_us(Span time, long long *us) {
     return 1;
 }
 
+/* The cached value of `second_key` (a new reference, consumed; NULL = an error) plus `us`
+ * microseconds in *ns: 1 when cached, 0 when not, -1 on an error. */
+static int from_second(PyObject *table, PyObject *second_key, long long us, long long *ns) {
+    if (second_key == NULL) {
+        return -1;
+    }
+    long long base = 0;
+    int found = cached_ns(table, second_key, &base);
+    Py_DECREF(second_key);
+    if (!found) {
+        return PyErr_Occurred() ? -1 : 0;
+    }
+    *ns = base + us * 1000;
+    return 1;
+}
+
 /* NearTimeCache.ns(text, hint): the whole second's value + the microseconds if within
  * +-12 h of the hint, else the method itself (the exact path, which caches the second). */
 static PyObject *near_time(Level1Parser *self, Span s, PyObject *hint, long long hint_ns) {
     long long us = 0;
+    long long ns = 0;
     int shape = fraction_us(s, &us);
     if (shape >= 0) {
         Span whole = {s.p, 8};
-        PyObject *second_key = text(whole);
-        if (second_key == NULL) {
+        int found = from_second(self->near_second, text(whole), us, &ns);
+        if (found < 0) {
             return NULL;
         }
-        long long base = 0;
-        int found = cached_ns(self->near_second, second_key, &base);
-        Py_DECREF(second_key);
-        if (!found && PyErr_Occurred()) {
-            return NULL;
+        if (found && shape == 0) {
+            Py_RETURN_NONE;
         }
-        if (found) {
-            if (shape == 0) {
-                Py_RETURN_NONE;
-            }
-            long long ns = base + us * 1000;
-            if (ns - hint_ns >= -HALF_DAY_NS && ns - hint_ns <= HALF_DAY_NS) {
-                return PyLong_FromLongLong(ns);
-            }
+        if (found && ns - hint_ns >= -HALF_DAY_NS && ns - hint_ns <= HALF_DAY_NS) {
+            return PyLong_FromLongLong(ns);
         }
     }
     PyObject *key = text(s);
@@ -274,27 +282,23 @@ static PyObject *near_time(Level1Parser *self, Span s, PyObject *hint, long long
  * else the method itself. No +-12 h window: a dated time is unambiguous. */
 static PyObject *dated_time(Level1Parser *self, Span date, Span time, PyObject *hint) {
     long long us = 0;
+    long long ns = 0;
     int shape = fraction_us(time, &us);
     if (shape >= 0 && date.n + 9 < MAX_KEY_CHARS) {
         char buf[MAX_KEY_CHARS];
         memcpy(buf, date.p, (size_t)date.n);
         buf[date.n] = ' ';
         memcpy(buf + date.n + 1, time.p, 8);
-        PyObject *second_key = PyUnicode_FromStringAndSize(buf, date.n + 9);
-        if (second_key == NULL) {
+        int found = from_second(self->dated_second,
+                                PyUnicode_FromStringAndSize(buf, date.n + 9), us, &ns);
+        if (found < 0) {
             return NULL;
         }
-        long long base = 0;
-        int found = cached_ns(self->dated_second, second_key, &base);
-        Py_DECREF(second_key);
-        if (!found && PyErr_Occurred()) {
-            return NULL;
+        if (found && shape == 0) {
+            Py_RETURN_NONE;
         }
         if (found) {
-            if (shape == 0) {
-                Py_RETURN_NONE;
-            }
-            return PyLong_FromLongLong(base + us * 1000);
+            return PyLong_FromLongLong(ns);
         }
     }
     PyObject *out = NULL;
