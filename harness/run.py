@@ -33,6 +33,7 @@ from harness.collector.completeness import LossReport, compare, in_flight_window
 from harness.exit_codes import ExitCode
 from harness.feed_process import FeedSimProcess
 from harness.infra.errors import InfraError
+from harness.infra.kafka_clients import client_logs_to
 from harness.infra.kafka_local import LocalKafka
 from harness.infra.ports import LOOPBACK
 from harness.infra.topics import ensure_topics, feed_topic_specs, wait_until_producible
@@ -155,9 +156,10 @@ class HarnessRun:
         self.console.print(f"results: {self.run_dir}")
         previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
         try:
-            self._start_infrastructure()
-            plan = StagePlan(self.scenario, self.universe)
-            code = self._drive(plan)
+            with client_logs_to(self.run_dir / "logs" / "kafka-clients.log"):
+                self._start_infrastructure()
+                plan = StagePlan(self.scenario, self.universe)
+                code = self._drive(plan)
         except InfraError as exc:
             self.console.print(f"[red]infrastructure unavailable:[/] {exc}")
             self.summary.add_event("infrastructure_unavailable", error=str(exc))
