@@ -45,8 +45,8 @@ def _counts_indices(hist: HdrHistogram, values: npt.NDArray[np.int64]) -> npt.ND
 @dataclass(frozen=True, slots=True)
 class PreparedBatch:
     """A batch of values (us) clamped to the range with their bucket indices: `record_many`'s
-    work before the counts change, reusable for several histograms of the project's layout
-    (every `new_histogram()` has the same buckets)."""
+    work before the counts change, reusable for every histogram of the same layout (every
+    `new_histogram()` has the same buckets)."""
 
     values: npt.NDArray[np.int64]
     indices: npt.NDArray[np.int64]
@@ -61,8 +61,9 @@ class PreparedBatch:
         return PreparedBatch(values, self.indices[mask], low, high, 0)
 
 
-def prepare(values_us: npt.ArrayLike) -> PreparedBatch:
-    """Clamp a batch to the range and compute its bucket indices (see `record_many`)."""
+def prepare(values_us: npt.ArrayLike, layout: HdrHistogram = _LAYOUT) -> PreparedBatch:
+    """Clamp a batch to the range and compute its bucket indices in `layout`'s buckets (the
+    project's by default; see `record_many`)."""
     values = np.asarray(values_us, dtype=np.int64)
     if values.size == 0:
         return PreparedBatch(values, values, 0, 0, 0)
@@ -72,11 +73,11 @@ def prepare(values_us: npt.ArrayLike) -> PreparedBatch:
         clamped = int(np.count_nonzero((values < 0) | (values > HIGHEST_US)))
         values = np.clip(values, 0, HIGHEST_US)
         low, high = max(low, 0), min(high, HIGHEST_US)
-    return PreparedBatch(values, _counts_indices(_LAYOUT, values), low, high, clamped)
+    return PreparedBatch(values, _counts_indices(layout, values), low, high, clamped)
 
 
 def record_prepared(hist: HdrHistogram, batch: PreparedBatch) -> None:
-    """Add a prepared batch to `hist` (a histogram of the project's layout)."""
+    """Add a prepared batch to `hist` (a histogram of the layout it was prepared for)."""
     if batch.values.size == 0:
         return
     _add_counts(np.ctypeslib.as_array(hist.counts), batch.indices)
@@ -88,14 +89,8 @@ def record_prepared(hist: HdrHistogram, batch: PreparedBatch) -> None:
 def record_many(hist: HdrHistogram, values_us: npt.ArrayLike) -> int:
     """Record a batch of values (us). Values above the range are clamped to its top, values
     below 1 us (including negative clock skew) to 0 us; returns how many were clamped."""
-    batch = prepare(values_us)
-    if _same_layout(hist):
-        record_prepared(hist, batch)
-    elif batch.values.size:  # another layout (a decoded foreign histogram): its own buckets
-        _add_counts(np.ctypeslib.as_array(hist.counts), _counts_indices(hist, batch.values))
-        hist.total_count += int(batch.values.size)
-        hist.min_value = min(hist.min_value, batch.low)
-        hist.max_value = max(hist.max_value, batch.high)
+    batch = prepare(values_us, hist)
+    record_prepared(hist, batch)
     return batch.clamped
 
 
@@ -105,14 +100,6 @@ def _add_counts(counts: npt.NDArray[np.uint64], indices: npt.NDArray[np.int64]) 
     first = int(indices.min())
     tally = np.bincount(indices - first)
     counts[first : first + tally.size] += tally.astype(counts.dtype)
-
-
-def _same_layout(hist: HdrHistogram) -> bool:
-    return bool(
-        hist.counts_len == _LAYOUT.counts_len
-        and hist.unit_magnitude == _LAYOUT.unit_magnitude
-        and hist.sub_bucket_half_count_magnitude == _LAYOUT.sub_bucket_half_count_magnitude
-    )
 
 
 def encode(hist: HdrHistogram) -> str:

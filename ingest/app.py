@@ -47,9 +47,9 @@ class MeteredSink:
         self.metrics.flush_due()
 
     def flush(self, timeout_s: float) -> int:
-        left = self.output.flush(timeout_s)
+        """The drain: the buffered lags, then every record still queued."""
         self.metrics.flush_batch()
-        return left
+        return self.output.flush(timeout_s)
 
 
 class IngestApp:
@@ -163,8 +163,7 @@ class IngestApp:
         self.stop_event.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
-        self.metrics.flush_batch()  # the loop has stopped: its buffered lags, from here
-        remaining = self.output.flush(drain_timeout_s)
+        remaining = self.core.sink.flush(drain_timeout_s)  # the loop has stopped
         self.server.stop()
         log.info("ingest stopped: %d record(s) undelivered", remaining)
         return remaining
