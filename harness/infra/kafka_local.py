@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import logging
 import os
 import shutil
 import signal
@@ -34,6 +35,13 @@ STATE_FILE = "kafka.json"
 BROKER_MAIN_CLASS = "kafka.Kafka"
 STORAGE_TOOL_CLASS = "kafka.tools.StorageTool"
 FETCH_HINT = "run `harness infra fetch` (or `make kafka-jars`) to download them with Maven"
+FAILED_STARTS_DIR = "kafka-failed-starts"
+
+log = logging.getLogger(__name__)
+
+
+class NodeExitedError(InfraError):
+    """A broker JVM exited while the cluster was starting."""
 
 
 @dataclass(frozen=True)
@@ -210,6 +218,7 @@ class LocalKafka:
         self.jars_dir = jars_dir
         self.heap_mb = heap_mb
         self._clock = clock
+        self._children: dict[int, subprocess.Popen[bytes]] = {}
 
     @property
     def state_file(self) -> Path:
@@ -230,11 +239,23 @@ class LocalKafka:
     # -- up ---------------------------------------------------------------------------------
 
     def up(
-        self, brokers: int = 1, timeout_s: float = 120.0, extra_config: dict[str, str] | None = None
+        self,
+        brokers: int = 1,
+        timeout_s: float = 120.0,
+        extra_config: dict[str, str] | None = None,
+        start_attempts: int = 2,
     ) -> ClusterState:
-        """Start a fresh cluster of `brokers` nodes and wait until all serve metadata."""
+        """Start a fresh cluster of `brokers` nodes and wait until all serve metadata.
+
+        `extra_config` adds or overrides server.properties keys on every node.
+        A broker JVM that exits during start-up fails the attempt: its logs are kept under
+        `<state_dir>/kafka-failed-starts/`, a warning names its exit status, and a fresh
+        cluster is started, up to `start_attempts` times in all.
+        """
         if brokers not in (1, 3):
             raise ValueError(f"brokers must be 1 or 3, got {brokers}")
+        if start_attempts < 1:
+            raise ValueError(f"start_attempts must be at least 1, got {start_attempts}")
         existing = self.load_state()
         if existing is not None:
             if self.status(existing).running:
@@ -245,21 +266,47 @@ class LocalKafka:
             self.down()
         java = find_java()
         jars = kafka_jars(self.jars_dir)
-        state = self._plan(brokers)
-        self._save_state(state)
-        try:
-            for node in state.nodes:
-                self._format(java, jars, node, state.cluster_id)
-            state.nodes = [self._start_node(java, jars, node) for node in state.nodes]
-            state.started_at_ns = time.time_ns()
+        for attempt in range(1, start_attempts + 1):
+            state = self._plan(brokers, extra_config)
             self._save_state(state)
-            self.wait_ready(state, timeout_s)
-        except BaseException:
-            self.down()
-            raise
-        return state
+            try:
+                for node in state.nodes:
+                    self._format(java, jars, node, state.cluster_id)
+                state.nodes = [self._start_node(java, jars, node) for node in state.nodes]
+                state.started_at_ns = time.time_ns()
+                self._save_state(state)
+                self.wait_ready(state, timeout_s)
+                return state
+            except NodeExitedError as exc:
+                kept = self._keep_logs(state, attempt)
+                self.down()
+                if attempt == start_attempts:
+                    raise NodeExitedError(f"{exc}\n(logs kept in {kept})") from exc
+                log.warning(
+                    "Kafka start attempt %d of %d failed, starting a fresh cluster: %s "
+                    "(logs kept in %s)",
+                    attempt,
+                    start_attempts,
+                    str(exc).splitlines()[0],
+                    kept,
+                )
+            except BaseException:
+                self.down()
+                raise
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
-    def _plan(self, brokers: int) -> ClusterState:
+    def _keep_logs(self, state: ClusterState, attempt: int) -> Path:
+        """Copy each node's logs of a failed start out of the cluster folder `down` removes."""
+        target = self.state_dir / FAILED_STARTS_DIR / f"{time.strftime('%Y%m%dT%H%M%S')}-{attempt}"
+        for node in state.nodes:
+            node_dir = Path(node.config_file).parent
+            dest = target / node_dir.name
+            dest.mkdir(parents=True, exist_ok=True)
+            for log_file in (*node_dir.glob("*.log"), *node_dir.glob("hs_err*")):
+                shutil.copy2(log_file, dest / log_file.name)
+        return target
+
+    def _plan(self, brokers: int, extra_config: dict[str, str] | None = None) -> ClusterState:
         cluster_dir = self.state_dir / "kafka"
         if cluster_dir.exists():
             shutil.rmtree(cluster_dir)
@@ -281,7 +328,7 @@ class LocalKafka:
             )
         voters = ",".join(f"{n.node_id}@{LOOPBACK}:{n.controller_port}" for n in nodes)
         for node in nodes:
-            props = broker_properties(node, voters, brokers)
+            props = broker_properties(node, voters, brokers, extra_config)
             text = "".join(f"{key}={value}\n" for key, value in props.items())
             Path(node.config_file).write_text(text)
             log4j = Path(node.config_file).with_name("log4j2.properties")
@@ -327,7 +374,27 @@ class LocalKafka:
                 start_new_session=True,
                 cwd=Path(node.config_file).parent,
             )
+        self._children[proc.pid] = proc
         return BrokerNode(**{**asdict(node), "pid": proc.pid})
+
+    def _alive(self, node: BrokerNode) -> bool:
+        """Is the node's JVM running? Our own children are polled, so their status is kept."""
+        proc = self._children.get(node.pid)
+        if proc is not None:
+            return proc.poll() is None
+        return _is_our_process(node)
+
+    def _exit_status(self, node: BrokerNode) -> str:
+        """How a node's JVM ended, when this object started it ("" otherwise)."""
+        proc = self._children.get(node.pid)
+        if proc is None:
+            return ""
+        code = proc.poll()
+        if code is None:
+            return "still running"
+        if code < 0:
+            return f"killed by {signal.Signals(-code).name}"
+        return f"exit code {code}"
 
     def wait_ready(self, state: ClusterState, timeout_s: float, expect: int | None = None) -> None:
         """Block until a metadata request lists `expect` brokers (default: all nodes)."""
@@ -336,10 +403,12 @@ class LocalKafka:
         last_error = "no answer yet"
         while self._clock() < deadline:
             for node in state.nodes:
-                if node.pid and not _is_our_process(node):
-                    raise InfraError(
-                        f"Kafka node {node.node_id} (pid {node.pid}) exited during start-up; "
-                        f"last log lines:\n{_tail(Path(node.config_file).with_name('server.log'))}"
+                if node.pid and not self._alive(node):
+                    status = self._exit_status(node)
+                    raise NodeExitedError(
+                        f"Kafka node {node.node_id} (pid {node.pid}) exited during start-up"
+                        f"{f' ({status})' if status else ''}; last log lines:\n"
+                        f"{_tail(Path(node.config_file).with_name('server.log'))}"
                         f"\n{_tail(Path(node.stdout_file))}"
                     )
             seen, last_error = metadata_broker_count(state.bootstrap, timeout_s=2.0)

@@ -7,9 +7,12 @@ by PID and checks that nothing is left behind.
 from __future__ import annotations
 
 import json
+import logging
 import os
+import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -21,7 +24,7 @@ from confluent_kafka.admin import ConfigResource
 
 from harness.defaults import SYMBOL_COUNT, TOPIC_RETENTION_MS
 from harness.infra.kafka_clients import admin_client, consumer, producer
-from harness.infra.kafka_local import ClusterState, LocalKafka
+from harness.infra.kafka_local import ClusterState, LocalKafka, NodeExitedError
 from harness.infra.topics import TopicSpec, ensure_topics, feed_topic_specs
 from tests.conftest import stop_and_check
 
@@ -128,6 +131,59 @@ def test_cli_single_broker_lifecycle_495_partitions(tmp_path: Path) -> None:
     assert second.returncode == 0 and "no local Kafka was running" in second.stderr
     after = _harness(state_dir, "infra", "status")
     assert after.returncode == 4
+
+
+def _kill_first_started_broker(kafka: LocalKafka, killed: list[int]) -> None:
+    """SIGKILL the first broker `up` starts, once, as soon as it has logged its config."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not killed:
+        state = kafka.load_state()
+        node = state.nodes[0] if state and state.nodes[0].pid else None
+        server_log = Path(node.config_file).with_name("server.log") if node else None
+        if (
+            node
+            and server_log
+            and server_log.exists()
+            and "KafkaConfig values" in server_log.read_text()
+        ):
+            os.kill(node.pid, signal.SIGKILL)
+            killed.append(node.pid)
+        time.sleep(0.01)
+
+
+def test_a_broker_dying_during_start_up_is_named_logged_and_retried_once(
+    tmp_path: Path, kafka_jars_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A JVM killed while starting: one fresh retry with its logs kept; no retry left -> error."""
+    kafka = LocalKafka(state_dir=tmp_path, jars_dir=kafka_jars_dir, heap_mb=256)
+    killed: list[int] = []
+    killer = threading.Thread(target=_kill_first_started_broker, args=(kafka, killed))
+    killer.start()
+    try:
+        with caplog.at_level(logging.WARNING, logger="harness.infra.kafka_local"):
+            state = kafka.up(brokers=1, timeout_s=120, start_attempts=2)
+        killer.join()
+        assert len(killed) == 1 and state.nodes[0].pid != killed[0]
+        assert kafka.status().running
+        assert "attempt 1 of 2 failed" in caplog.text and "killed by SIGKILL" in caplog.text
+        kept = list((tmp_path / "kafka-failed-starts").glob("*-1/node-1/server.log"))
+        assert len(kept) == 1 and "KafkaConfig values" in kept[0].read_text()
+        stop_and_check(kafka, state)
+    finally:
+        killer.join()
+        kafka.down()
+
+    killed.clear()
+    killer = threading.Thread(target=_kill_first_started_broker, args=(kafka, killed))
+    killer.start()
+    try:
+        with pytest.raises(NodeExitedError, match=r"\(killed by SIGKILL\)") as error:
+            kafka.up(brokers=1, timeout_s=120, start_attempts=1)
+    finally:
+        killer.join()
+        kafka.down()
+    assert "kafka-failed-starts" in str(error.value)
+    assert kafka.load_state() is None and not psutil.pid_exists(killed[0])
 
 
 def test_up_refuses_a_second_cluster_on_the_same_state(
