@@ -31,7 +31,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from harness.locust_shape import status_shape
+from harness.locust_shape import status_shape, symbol_user
 
 POLL_S = 1.0
 
@@ -72,21 +72,11 @@ def main(argv: list[str] | None = None) -> int:
 
     import gevent  # type: ignore[import-untyped]
     import gevent.event  # type: ignore[import-untyped]
-    from locust import User, constant, task
     from locust.env import Environment
     from locust.stats import PERCENTILES_TO_REPORT, StatsCSVFileWriter, stats_history
 
-    class Symbol(User):
-        """One subscribed symbol; the load itself comes from feed_sim, not from Locust."""
-
-        wait_time = constant(3600)
-
-        @task
-        def subscribed(self) -> None:
-            """Nothing to do: feed_sim sends this symbol's messages."""
-
     shape = status_shape(lambda: read_status(args.status))
-    env = Environment(user_classes=[Symbol], shape_class=shape, host="feed_sim")
+    env = Environment(user_classes=[symbol_user()], shape_class=shape, host="feed_sim")
     runner = env.create_local_runner()
     web = None
     if args.web_port is not None:

@@ -90,3 +90,20 @@ def make_shape(
             return shape_tick(self.plan, spawn_rate)
 
     return StagePlanShape()
+
+
+def symbol_user() -> Any:
+    """The Locust user class of a run: one subscribed symbol, nothing to do (the load itself
+    comes from feed_sim, not from Locust). Imports locust here, not above."""
+    from locust import User, constant, task
+
+    class Symbol(User):
+        """One subscribed symbol; feed_sim sends its messages."""
+
+        wait_time = constant(3600)
+
+        @task
+        def subscribed(self) -> None:
+            """Nothing to do: feed_sim sends this symbol's messages."""
+
+    return Symbol

@@ -99,9 +99,15 @@ class CollectorProcess:
         ready_timeout_s: float = 120.0,
         python: str = sys.executable,
         all_partitions: bool = True,
+        module: str = "harness.collector.process",
+        extra_args: Sequence[str] = (),
     ) -> None:
-        """`all_partitions=False`: read no partition until `assign()` names them."""
+        """`all_partitions=False`: read no partition until `assign()` names them. `module` and
+        `extra_args`: another process speaking the same protocol (`harness.locust_master`,
+        the distributed collector)."""
         self.all_partitions = all_partitions
+        self.module = module
+        self.extra_args = list(extra_args)
         self.bootstrap = bootstrap
         self.topics = list(topics)
         self.mapping = mapping
@@ -124,7 +130,7 @@ class CollectorProcess:
         return None if self.proc is None else self.proc.pid
 
     def command(self) -> list[str]:
-        cmd = [self.python, "-m", "harness.collector.process", "--bootstrap", self.bootstrap,
+        cmd = [self.python, "-m", self.module, "--bootstrap", self.bootstrap,
                "--topics", ",".join(self.topics), "--offset-reset", self.offset_reset,
                "--timeout", str(self.ready_timeout_s)]  # fmt: skip
         mapping = _mapping_json(self.mapping)
@@ -134,7 +140,7 @@ class CollectorProcess:
             cmd += ["--group", self.group]
         if not self.all_partitions:
             cmd += ["--partitions", "none"]
-        return cmd
+        return cmd + self.extra_args
 
     def start(self) -> CollectorProcess:
         """Start the process and wait for its ready line (CollectorError if it fails)."""

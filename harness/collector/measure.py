@@ -79,7 +79,8 @@ def _sum(a: dict[str, int], b: dict[str, int]) -> dict[str, int]:
     return {k: a.get(k, 0) + b.get(k, 0) for k in a.keys() | b.keys()}
 
 
-def _add_encoded(a: str | None, b: str | None) -> str:
+def add_encoded(a: str | None, b: str | None) -> str:
+    """The encoded sum of two encoded histograms (None = nothing)."""
     hist = new_histogram()
     for code in (a, b):
         if code is not None:
@@ -112,7 +113,7 @@ class StageMeasure:
             for second in sorted(mine.keys() | theirs.keys()):
                 a, b = mine.get(second), theirs.get(second)
                 both = a is not None and b is not None
-                total.intervals[name][second] = _add_encoded(a, b) if both else (a or b or "")
+                total.intervals[name][second] = add_encoded(a, b) if both else (a or b or "")
         total.messages = self.messages + other.messages
         total.negative = _sum(self.negative, other.negative)
         total.overflow = _sum(self.overflow, other.overflow)

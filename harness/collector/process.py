@@ -1,7 +1,8 @@
 """The collector as its own process: Kafka -> per-stage HDR histograms and sequence tracking.
 
     python -m harness.collector.process --bootstrap B --topics t1,t2,t3 \
-        [--mapping JSON] [--group G] [--offset-reset latest|earliest]
+        [--mapping JSON] [--group G] [--offset-reset latest|earliest] \
+        [--partitions all|none] [--shard I/N]
 
 Locust monkey-patches its process with gevent, so the collector's hot loop never runs there
 (ARCHITECTURE.md, "Locust's role"): this process owns a confluent-kafka Consumer and the
@@ -15,6 +16,8 @@ ListOffsets request before the process reports ready, so everything produced aft
 With `--partitions none` it starts with no partition and reads only those the runner adds
 with `assign` (the stage's symbols' partitions, at their end offsets), since a consumer of all
 3 x 495 partitions makes every fetch cost the broker (and the Kafka hop) milliseconds.
+`--shard I/N` (a collector shard of `harness.locust_worker`) keeps, of all partitions, those
+numbered p with p mod N == I.
 Fetch settings favour latency (fetch.wait.max.ms 10, fetch.min.bytes 1) so the observed time
 is not inflated by the fetcher. The main thread loops on `consume(1000, timeout=0.002)` and
 stamps `observed_ns = time.time_ns()` once per batch, right after `consume` returns. Every
@@ -76,6 +79,7 @@ from confluent_kafka.admin import OffsetSpec  # type: ignore[attr-defined]
 from harness.collector.completeness import SequenceTracker
 from harness.collector.mapping import REFERENCE_CORE, BatchDecoder, FieldMapping, quiet_gc
 from harness.collector.measure import INTERVAL_MEASURES, Recorder, StageMeasure
+from harness.collector.shards import in_shard, parse_shard
 from harness.hdr import count_above
 from harness.infra.kafka_clients import admin_client, consumer
 
@@ -430,6 +434,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default="all",
         help="read every partition from the start, or none until `assign` names them",
     )
+    parser.add_argument(
+        "--shard",
+        type=parse_shard,
+        default=None,
+        metavar="I/N",
+        help="with --partitions all: read only partitions p with p mod N == I (a collector "
+        "shard of harness.locust_worker)",
+    )
     return parser.parse_args(argv)
 
 
@@ -464,6 +476,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.timeout,
             set() if args.partitions == "none" else None,
         )
+        if args.shard is not None:
+            partitions = [tp for tp in partitions if in_shard(tp.partition, *args.shard)]
         kafka = consumer(
             args.bootstrap,
             group,

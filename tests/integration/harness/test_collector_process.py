@@ -11,12 +11,18 @@ saw a record, so only their counts are checked. Every process started here is st
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import random
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
@@ -25,6 +31,7 @@ from harness.collector.client import CollectorError, CollectorProcess, Collector
 from harness.hdr import count_above, new_histogram
 from harness.infra.kafka_clients import producer
 from harness.infra.kafka_local import ClusterState, LocalKafka
+from harness.infra.ports import free_ports
 from harness.infra.topics import ensure_topics, feed_topic_specs
 from ingest.kafka_out import topic_names
 from ingest.records import FeedRecord
@@ -260,3 +267,135 @@ def test_reads_only_the_partitions_it_is_told(bootstrap: str) -> None:
         proc.stop(timeout_s=20)
     pid = proc.pid
     assert pid is not None and not psutil.pid_exists(pid)
+
+
+# -- distributed: a Locust master in front of collector shards on Locust workers -------------
+
+
+@contextlib.contextmanager
+def locust_workers(count: int, port: int, logs: Path) -> Iterator[list[subprocess.Popen[bytes]]]:
+    """`count` real `harness.locust_worker` processes for the master on `port`; stopped by PID
+    (with the collector processes they started) even when the test fails."""
+    workers: list[subprocess.Popen[bytes]] = []
+    for i in range(count):
+        with (logs / f"worker-{i}.log").open("wb") as log:
+            workers.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "harness.locust_worker", "--master-port", str(port)],
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                )
+            )
+    try:
+        yield workers
+    finally:
+        for worker in workers:
+            family = _process_tree(worker.pid)
+            worker.kill()
+            worker.wait(timeout=30)
+            for pid in family:
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    psutil.Process(pid).kill()
+
+
+def _process_tree(pid: int) -> list[int]:
+    try:
+        return [c.pid for c in psutil.Process(pid).children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []
+
+
+def distributed(bootstrap: str, port: int, workers: int, **kwargs: Any) -> CollectorProcess:
+    return CollectorProcess(
+        bootstrap,
+        list(TOPICS.values()),
+        ready_timeout_s=60,
+        module="harness.locust_master",
+        extra_args=["--workers", str(workers), "--bind-port", str(port)],
+        **kwargs,
+    )
+
+
+def test_distributed_collector_merges_its_shards_into_what_one_collector_measures(
+    bootstrap: str, tmp_path: Path
+) -> None:
+    """Two Locust workers each host a collector shard (half the partitions); the master's
+    merged stage equals the single collector's: counts, gaps, duplicates, exact per-hop
+    percentiles, early-abort counts; `stop` ends the shards and the workers."""
+    port = free_ports(1)[0]
+    master = distributed(bootstrap, port, workers=2)
+    single = CollectorProcess(bootstrap, list(TOPICS.values()), ready_timeout_s=60)
+    with locust_workers(2, port, tmp_path) as workers:
+        try:
+            master.start()
+            single.start()
+            shards = [pid for w in workers for pid in _process_tree(w.pid)]
+            assert len(shards) == 2, "each worker runs one collector process"
+            assert master.partitions == single.partitions == PARTITIONS * len(TOPICS)
+            for collector in (master, single):
+                assert collector.stage("stage-1") is None
+            plan = make_plan(random.Random(11), 1, 300)
+            produce(bootstrap, plan.records)
+            for collector in (master, single):
+                wait_for(
+                    "stage-1 measured",
+                    lambda c=collector: c.snapshot().stage_messages == len(plan.records),
+                )
+            merged, alone = master.snapshot(), single.snapshot()
+            assert_stage(merged, plan, "stage-1")
+            assert merged.completeness.keys == alone.completeness.keys
+            assert merged.measure.histograms["total"].get_total_count() == len(plan.records) - 1
+            limits = [1_000, 60_000_000]
+            stage, over = master.above(limits)
+            total = merged.measure.histograms["total"]
+            assert stage == "stage-1" and over == [count_above(total, v) for v in limits]
+            assert master.counters().consumed_messages == len(plan.records)
+
+            final = master.stop(timeout_s=30)
+            assert final is not None and final.stage_messages == len(plan.records)
+            assert [w.wait(timeout=60) for w in workers] == [0, 0]
+            assert not any(psutil.pid_exists(pid) for pid in shards), "a shard was left behind"
+        finally:
+            master.kill()
+            single.stop(timeout_s=20)
+    for pid in (master.pid, single.pid):
+        assert pid is not None and not psutil.pid_exists(pid)
+
+
+def test_distributed_assign_goes_to_the_shard_of_each_partition(
+    bootstrap: str, tmp_path: Path
+) -> None:
+    port = free_ports(1)[0]
+    master = distributed(bootstrap, port, workers=2, all_partitions=False)
+    with locust_workers(2, port, tmp_path) as workers:
+        try:
+            master.start()
+            assert master.partitions == 0
+            assert master.assign([0, 1, 3]) == 3  # shard 0 reads 0; shard 1 reads 1 and 3
+            assert master.assign([1, 2]) == 4  # 1 is read already
+            assert master.stop(timeout_s=30) is not None
+            assert [w.wait(timeout=60) for w in workers] == [0, 0]
+        finally:
+            master.kill()
+
+
+def test_distributed_collector_without_enough_workers_fails_to_start(
+    bootstrap: str, tmp_path: Path
+) -> None:
+    """One worker of the two asked for: the ready line is an error and the master exits 4."""
+    port = free_ports(1)[0]
+    command = CollectorProcess(
+        bootstrap,
+        list(TOPICS.values()),
+        ready_timeout_s=3,
+        module="harness.locust_master",
+        extra_args=["--workers", "2", "--bind-port", str(port)],
+    ).command()
+    with locust_workers(1, port, tmp_path) as workers:
+        done = subprocess.run(command, capture_output=True, timeout=120, check=False)
+        assert done.returncode == 4
+        ready = json.loads(done.stdout.splitlines()[0])
+        assert ready["ready"] is False
+        assert "only 1 of 2 Locust workers connected within 3 s" in ready["error"]
+        assert workers[0].wait(timeout=60) == 0, "the master told its worker to quit"

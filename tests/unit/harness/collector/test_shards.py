@@ -1,0 +1,183 @@
+"""Collector shards: partition routing, and replies merged from shards equal one collector's."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from harness.collector.completeness import Completeness
+from harness.collector.measure import StageMeasure
+from harness.collector.process import Collector
+from harness.collector.shards import (
+    merge_replies,
+    parse_shard,
+    shard_of,
+    split_partitions,
+)
+from harness.hdr import decode
+from ingest.records import FeedRecord
+
+SHARDS = 3
+PARTITIONS = 12
+
+
+@dataclass(frozen=True)
+class FakeMessage:
+    """What `Collector.on_messages` reads of a confluent-kafka Message."""
+
+    payload: bytes
+    partition_no: int
+
+    def value(self) -> bytes:
+        return self.payload
+
+    def key(self) -> bytes:
+        return b"k"
+
+    def error(self) -> None:
+        return None
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_700_000_000_000_000_000
+
+    def __call__(self) -> int:
+        return self.now
+
+
+def _traffic(seed: int = 3) -> list[tuple[int, list[FakeMessage]]]:
+    """Batches (observed ns, messages) over 40 symbols in 12 partitions, 6 s, with lag modes,
+    a gap and a duplicate."""
+    rng = random.Random(seed)
+    symbols = [f"S{i:02d}" for i in range(40)]
+    tick = dict.fromkeys(symbols, 100)
+    t0 = 1_700_000_000_000_000_000
+    batches = []
+    for b in range(300):
+        observed = t0 + b * 20_000_000
+        messages = []
+        for _ in range(rng.randrange(20, 60)):
+            symbol = rng.choice(symbols)
+            tick[symbol] += 2 if rng.random() < 0.01 else 1  # an occasional gap
+            lag = rng.choice((300_000, 2_000_000, 40_000_000))
+            exchange = observed - lag - rng.randrange(1_000_000)
+            value = FeedRecord(
+                symbol, "trade", tick[symbol], exchange, exchange + 1000, exchange + 5000, {}
+            ).to_value()
+            part = symbols.index(symbol) % PARTITIONS
+            messages.append(FakeMessage(value, part))
+            if rng.random() < 0.005:
+                messages.append(FakeMessage(value, part))  # a duplicate
+        batches.append((observed, messages))
+    return batches
+
+
+def _snapshots() -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Shard snapshots (intervals sent in two snapshots) and the one collector's snapshot."""
+    clock = Clock()
+    shards = [Collector(clock=clock) for _ in range(SHARDS)]
+    whole = Collector(clock=clock)
+    for collector in [*shards, whole]:
+        collector.set_stage("stage-1")
+    early: list[dict[str, Any]] = []
+    batches = _traffic()
+    for index, (observed, messages) in enumerate(batches):
+        clock.now = observed
+        whole.on_messages(messages, observed)
+        for shard, collector in enumerate(shards):
+            mine = [m for m in messages if shard_of(m.partition_no, SHARDS) == shard]
+            collector.on_messages(mine, observed)
+        if index == len(batches) // 2:
+            early = [c.snapshot() for c in shards]
+    for collector in [*shards, whole]:
+        collector.set_stage(None)
+    late = [c.snapshot() for c in shards]
+    for part, first in zip(late, early, strict=True):
+        for key in ("intervals", "intervals_uncorrected"):
+            assert first[key], "the early snapshot sent some seconds"
+            part[key] = first[key] + part[key]
+    return late, whole.snapshot()
+
+
+def test_partitions_split_by_shard_in_order() -> None:
+    assert split_partitions([7, 0, 3, 4, 5, 1], 3) == [[0, 3], [7, 4, 1], [5]]
+    assert parse_shard("1/4") == (1, 4)
+    for bad in ("4/4", "-1/2", "1", "a/b", "0/0"):
+        with pytest.raises(ValueError):
+            parse_shard(bad)
+
+
+def test_merged_shard_snapshots_equal_one_collector_over_all_partitions() -> None:
+    parts, whole = _snapshots()
+    assert all(p["stage_messages"] > 0 for p in parts)
+    merged = merge_replies("snapshot", parts)
+    assert merged["stage_messages"] == whole["stage_messages"]
+    assert merged["consumed_messages"] == whole["consumed_messages"]
+    assert merged["consumed_bytes"] == whole["consumed_bytes"]
+    assert merged["label"] == "stage-1" and merged["active"] is False
+
+    got, want = StageMeasure.from_json(merged["measure"]), StageMeasure.from_json(whole["measure"])
+    assert got.percentiles() == want.percentiles()
+    assert got.messages == want.messages and got.unavailable == want.unavailable
+    assert (got.first_observed_ns, got.last_observed_ns) == (
+        want.first_observed_ns,
+        want.last_observed_ns,
+    )
+    got_c = Completeness.from_json(merged["completeness"])
+    want_c = Completeness.from_json(whole["completeness"])
+    assert got_c.totals() == want_c.totals() and got_c.totals()["gaps"] > 0
+    assert got_c.totals()["duplicates"] > 0
+    assert got_c.keys == want_c.keys
+
+    for key in ("intervals", "intervals_uncorrected"):
+        seconds = [s for s, _tag, _code in merged[key]]
+        assert seconds == sorted(set(seconds)) == [s for s, _t, _c in whole[key]]
+        for (_, tag, code), (_, want_tag, want_code) in zip(merged[key], whole[key], strict=True):
+            assert tag == want_tag == "stage-1"
+            a, b = decode(code), decode(want_code)
+            assert a.get_total_count() == b.get_total_count()
+            assert a.get_value_at_percentile(99) == b.get_value_at_percentile(99)
+
+
+def test_counters_above_and_assign_are_summed_and_live_p99_is_the_largest() -> None:
+    counters = merge_replies(
+        "counters",
+        [
+            {"stage": "s", "consumed_messages": 5, "consumed_bytes": 50, "kafka_errors": 0,
+             "last_error": "", "live_p99_us": 900, "t_ns": 2},
+            {"stage": "s", "consumed_messages": 7, "consumed_bytes": 70, "kafka_errors": 1,
+             "last_error": "broker down", "live_p99_us": None, "t_ns": 3},
+        ],
+    )  # fmt: skip
+    assert counters == {
+        "consumed_messages": 12,
+        "consumed_bytes": 120,
+        "kafka_errors": 1,
+        "stage": "s",
+        "last_error": "broker down",
+        "live_p99_us": 900,
+        "t_ns": 3,
+    }
+    above = merge_replies(
+        "above",
+        [
+            {"stage": "s", "messages": 10, "above": [3, 1]},
+            {"stage": "s", "messages": 20, "above": [4, 0]},
+        ],
+    )
+    assert above == {"stage": "s", "messages": 30, "above": [7, 1]}
+    assign = merge_replies(
+        "assign",
+        [{"ok": True, "added": 2, "partitions": 3}, {"ok": True, "added": 1, "partitions": 1}],
+    )
+    assert assign == {"ok": True, "added": 3, "partitions": 4}
+
+
+def test_an_error_of_one_shard_is_the_merged_reply_and_names_the_shard() -> None:
+    reply = merge_replies("counters", [{"stage": None}, {"error": "no stage 'x'"}])
+    assert reply == {"error": "collector shard 1: no stage 'x'"}
+    assert "error" in merge_replies("snapshot", [])
