@@ -7,6 +7,7 @@ from its options and maps failures to the exit codes of contract 7.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -275,6 +276,31 @@ def run_command(scenario: Path, results_root: Path | None, ui: bool, ui_port: in
         loaded, scenario, console, results_root, ui_port=ui_port if ui else None
     ).execute()
     sys.exit(int(code))
+
+
+@cli.command("worker")
+@click.option(
+    "--master",
+    default="127.0.0.1:5557",
+    show_default=True,
+    help="HOST:PORT of the run's Locust master (the scenario's collector.master_host/_port).",
+)
+def worker_command(master: str) -> None:
+    """Host a collector shard for a distributed run (a Locust worker).
+
+    Start one per machine (or per core) before or while `harness run` waits for its workers:
+    the scenario says `collector: {workers: N, local_workers: false, master_port: P}`. The
+    master gives this worker shard i of N (partitions p with p mod N == i); its collector
+    process reads them from Kafka and its encoded HDR histograms are merged on the master. The
+    worker exits when the run ends (the master says quit), when the master is gone, or on
+    Ctrl-C.
+    """
+    host, _, port = master.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        fail(f"--master: expected HOST:PORT, got {master!r}", ExitCode.INVALID_INPUT)
+    argv = [sys.executable, "-m", "harness.locust_worker", "--master-host", host,
+            "--master-port", port]  # fmt: skip
+    os.execv(sys.executable, argv)  # locust monkey-patches with gevent: a fresh interpreter
 
 
 # -- symbols ----------------------------------------------------------------------------------

@@ -28,8 +28,9 @@ from typing import Any
 from rich.console import Console
 
 from harness import hdr, paths
-from harness.collector.client import CollectorProcess, CollectorSnapshot
+from harness.collector.client import CollectorError, CollectorProcess, CollectorSnapshot
 from harness.collector.completeness import LossReport, compare, in_flight_window_s
+from harness.collector.launch import CollectorDeployment, start_collector
 from harness.exit_codes import ExitCode
 from harness.feed_process import FeedSimProcess
 from harness.infra.errors import InfraError
@@ -84,6 +85,7 @@ class RunContext:
     feed: FeedSimProcess | None = None
     sut: Any = None
     collector: CollectorProcess | None = None
+    collector_deployment: CollectorDeployment | None = None
     sampler: ResourceSampler | None = None
     locust: subprocess.Popen[bytes] | None = None
 
@@ -94,7 +96,15 @@ class RunContext:
             steps.append(lambda: stop_process(locust, timeout_s=10))
         if self.sampler is not None:
             steps.append(self.sampler.stop)
-        if self.collector is not None:
+        if self.collector_deployment is not None:
+            steps.append(
+                lambda: (
+                    self.collector_deployment.stop(timeout_s=30)
+                    if self.collector_deployment
+                    else None
+                )
+            )
+        elif self.collector is not None:
             steps.append(lambda: self.collector.stop(timeout_s=30) if self.collector else None)
         if self.sut is not None:
             steps.append(lambda: self.sut.stop(timeout_s=60))
@@ -252,13 +262,23 @@ class HarnessRun:
         )
         sut = make_sut(self.scenario, self.run_dir)
         self.ctx.sut = sut
-        self.ctx.collector = CollectorProcess(
-            self.ctx.bootstrap,
-            sut.topics(),
-            sut.record_mapping(),
-            all_partitions=sut.partitions_for([]) is None,
-        )
-        self.ctx.collector.start()
+        workers = self.scenario.collector.workers
+        what = f"the distributed collector ({workers} Locust workers)" if workers else "collector"
+        with self.console.status(f"starting {what}..."):
+            try:
+                deployment = start_collector(
+                    self.scenario.collector,
+                    self.ctx.bootstrap,
+                    sut.topics(),
+                    sut.record_mapping(),
+                    all_partitions=sut.partitions_for([]) is None,
+                    logs_dir=self.run_dir / "logs",
+                )
+            except CollectorError as exc:
+                raise InfraError(f"the collector did not start: {exc}") from exc
+        self.ctx.collector_deployment = deployment
+        self.ctx.collector = deployment.collector
+        self.summary.add_event("collector_started", **deployment.describe())
         if self.ui_port is not None or self.scenario.outputs.locust:
             self._start_locust(self.ui_port)
         self.ctx.sampler = ResourceSampler(

@@ -30,6 +30,7 @@ from pydantic import (
     Tag,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
 from harness.defaults import (
@@ -408,6 +409,32 @@ class EarlyAbortConfig(_Strict):
     check_every_s: float = Field(default=1.0, gt=0)
 
 
+class CollectorConfig(_Strict):
+    """How the collector is deployed: one process, or shards on Locust workers."""
+
+    workers: int = Field(default=0, ge=0, le=64)
+    """0: one collector process beside the runner. N >= 1: the distributed collector, a Locust
+    master (harness.locust_master) merging N collector shards, each on a Locust worker."""
+    local_workers: bool = True
+    """Start the N workers on this machine; false: wait for `harness worker --master
+    HOST:PORT` processes started elsewhere."""
+    master_host: str = "127.0.0.1"
+    """The address the master binds and workers connect to (loopback unless workers run on
+    other machines)."""
+    master_port: int = Field(default=0, ge=0, le=65535)
+    """0: a free port (only with local workers, which are told it)."""
+    worker_timeout_s: float = Field(default=120.0, gt=0)
+    """How long the master waits for its workers and their shards to be ready."""
+
+    @model_validator(mode="after")
+    def _port_known_to_remote_workers(self) -> CollectorConfig:
+        if self.workers and not self.local_workers and self.master_port == 0:
+            raise ValueError(
+                "master_port must be set when the workers are not local (they need to know it)"
+            )
+        return self
+
+
 class OutputsConfig(_Strict):
     """Where and what a run writes."""
 
@@ -433,6 +460,7 @@ class Scenario(_Strict):
     thresholds: Thresholds = Thresholds()
     rollback: RollbackConfig = RollbackConfig()
     early_abort: EarlyAbortConfig = EarlyAbortConfig()
+    collector: CollectorConfig = CollectorConfig()
     outputs: OutputsConfig = OutputsConfig()
 
     def resolve(self, path: Path) -> Path:

@@ -26,6 +26,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 from hdrh.log import HistogramLogReader
 from rich.console import Console
@@ -54,7 +55,12 @@ def core_command(behaviour: str) -> str:
     )
 
 
-def scenario(bootstrap: str, behaviour: str, hook: str | None = None) -> Scenario:
+def scenario(
+    bootstrap: str,
+    behaviour: str,
+    hook: str | None = None,
+    collector: dict[str, Any] | None = None,
+) -> Scenario:
     rollback: dict[str, Any] = {"policy": "step_back", "settle_s": 2, "verify_s": 6}
     if hook is not None:
         rollback["hook"] = hook
@@ -87,6 +93,7 @@ def scenario(bootstrap: str, behaviour: str, hook: str | None = None) -> Scenari
             },
             "rollback": rollback,
             "early_abort": {"enabled": False},
+            "collector": collector or {},
             "outputs": {"plots": False},
         }
     )
@@ -204,6 +211,34 @@ def test_broken_stage_steps_back_verify_holds_hook_runs_exit_1(
             assert merged.get_total_count() == stage_hist.get_total_count() == figures["count"]
             for p in (50, 99, 99.9):
                 assert merged.get_value_at_percentile(p) == figures[f"p{p:g}"], (tag, p)
+
+
+def test_distributed_collector_run_steps_back_like_the_single_collector(
+    bootstrap: str, tmp_path: Path
+) -> None:
+    """The same broken stage measured by two collector shards on local Locust workers behind
+    the Locust master: the same verdicts and exit code; workers and shards stopped by PID."""
+    scen = scenario(bootstrap, "--slow-above 2 --slow-ms 300", collector={"workers": 2})
+    code, run_dir = run(scen, tmp_path)
+    summary = summary_of(run_dir)
+    stages = stages_by_label(summary)
+    assert code is ExitCode.ROLLED_BACK, outline(summary)
+    assert [stages[label]["verdict"] for label in ("stage-1", "stage-2", "verify-1")] == [
+        "pass",
+        "fail",
+        "pass",
+    ], outline(summary)
+    assert stages["stage-2"]["latency_us"]["total"]["p99"] > 100_000
+    started = events(summary, "collector_started")[0]
+    assert started["master"].startswith("127.0.0.1:")
+    assert len(started["local_worker_pids"]) == 2
+    assert started["partitions"] == 0  # universe partitions: assigned per stage, by shard
+    for pid in [started["collector_pid"], *started["local_worker_pids"]]:
+        assert not psutil.pid_exists(pid), f"process {pid} left behind"
+    for i in range(2):
+        assert (run_dir / "logs" / f"locust-worker-{i}.log").exists()
+    completeness = stages["stage-1"]["completeness"]
+    assert completeness["received"] > 0 and completeness["lost_beyond_tolerance"] == 0
 
 
 def test_sut_that_stays_broken_gives_exit_2(bootstrap: str, tmp_path: Path) -> None:
