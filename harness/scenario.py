@@ -29,8 +29,8 @@ from pydantic import (
     Field,
     Tag,
     ValidationError,
+    ValidationInfo,
     field_validator,
-    model_validator,
 )
 
 from harness.defaults import (
@@ -421,18 +421,17 @@ class CollectorConfig(_Strict):
     master_host: str = "127.0.0.1"
     """The address the master binds and workers connect to (loopback unless workers run on
     other machines)."""
-    master_port: int = Field(default=0, ge=0, le=65535)
+    master_port: int = Field(default=0, ge=0, le=65535, validate_default=True)
     """0: a free port (only with local workers, which are told it)."""
     worker_timeout_s: float = Field(default=120.0, gt=0)
     """How long the master waits for its workers and their shards to be ready."""
 
-    @model_validator(mode="after")
-    def _port_known_to_remote_workers(self) -> CollectorConfig:
-        if self.workers and not self.local_workers and self.master_port == 0:
-            raise ValueError(
-                "master_port must be set when the workers are not local (they need to know it)"
-            )
-        return self
+    @field_validator("master_port")
+    @classmethod
+    def _port_known_to_remote_workers(cls, port: int, info: ValidationInfo) -> int:
+        if info.data.get("workers") and info.data.get("local_workers") is False and port == 0:
+            raise ValueError("must be set when the workers are not local (they connect to it)")
+        return port
 
 
 class OutputsConfig(_Strict):

@@ -263,6 +263,13 @@ BAD_CASES = [
         "YAML error",
         5,
     ),
+    (
+        "remote-workers-port",
+        "name: x\ncollector:\n  workers: 2\n  local_workers: false\n",
+        "collector.master_port",
+        "must be set when the workers are not local",
+        2,
+    ),
     ("duplicate-key", "name: x\nstages: [{symbols: 5}]\nname: y\n", "name", "duplicate key", 3),
     ("empty-file", "", "(document)", "empty", None),
     ("not-a-mapping", "- 1\n- 2\n", "(document)", "not a mapping", None),
