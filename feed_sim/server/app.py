@@ -237,6 +237,8 @@ class FeedSimServer:
 
         async def counters(body: dict[str, Any]) -> Any:
             label = body.get("stage") or engine.counters.label
+            if label == engine.counters.label:
+                engine.record_lateness()  # the current stage's buffered lateness values
             stage = engine.stages.get(str(label))
             if stage is None:
                 raise ControlError(f"no stage {label!r}; stages: {sorted(engine.stages)}")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pickle
+
 import pytest
 
 from feed_sim.protocol.fields import (
@@ -35,6 +37,9 @@ def test_symbol_prepended_case_insensitive_duplicates_kept() -> None:
     assert fs.names == ("Symbol", "Bid", "Ask", "Bid")
     assert fs == Fieldset(["Symbol", "Bid", "Ask", "Bid"])
     assert hash(fs) == hash(Fieldset(["Symbol", "Bid", "Ask", "Bid"]))
+    assert fs is Fieldset(["symbol", "bid", "ask", "bid"])  # interned: identity = equality
+    assert fs != Fieldset(["Bid", "Ask"]) and fs is not Fieldset(["Bid", "Ask"])
+    assert pickle.loads(pickle.dumps(fs)) is fs
 
 
 def test_unknown_field_reports_error_text() -> None:
