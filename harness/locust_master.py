@@ -43,9 +43,10 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from harness.collector.process import add_collector_options
 from harness.collector.shards import Reply, merge_replies, split_partitions
 from harness.exit_codes import ExitCode
-from harness.locust_shape import symbol_user
+from harness.locust_shape import locust_environment
 
 DEFAULT_PORT = 5557
 log = logging.getLogger("harness.locust_master")
@@ -57,13 +58,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--bootstrap", required=True, help="Kafka bootstrap servers")
-    parser.add_argument("--topics", required=True, help="comma-separated topics of the SUT")
-    parser.add_argument("--mapping", default=None, help="FieldMapping as a JSON object")
-    parser.add_argument("--group", default=None, help="consumer group id prefix")
-    parser.add_argument("--offset-reset", choices=("latest", "earliest"), default="latest")
-    parser.add_argument("--timeout", type=float, default=60.0, help="startup timeout (s)")
-    parser.add_argument("--partitions", choices=("all", "none"), default="all")
+    add_collector_options(parser)  # passed on to the shards (a given group gets -shard-<i>)
     parser.add_argument("--workers", type=int, required=True, help="collector shards (>= 1)")
     parser.add_argument("--bind-host", default="127.0.0.1", help="address workers connect to")
     parser.add_argument("--bind-port", type=int, default=DEFAULT_PORT)
@@ -182,18 +177,11 @@ def _write(payload: Reply) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    sys.argv = sys.argv[:1]  # locust parses the command line itself; ours is not for it
-    logging.basicConfig(
-        level=logging.WARNING,
-        stream=sys.stderr,
-        format="locust-master %(levelname)s %(name)s: %(message)s",
-    )
+    env = locust_environment("locust-master")
     import gevent
     import gevent.event  # type: ignore[import-untyped]
     from gevent.fileobject import FileObjectPosix  # type: ignore[import-untyped]
-    from locust.env import Environment
 
-    env = Environment(user_classes=[symbol_user()], host="feed_sim")
     runner = env.create_master_runner(args.bind_host, args.bind_port)
     router = ShardRouter(runner, args.reply_timeout)
     finished = gevent.event.Event()

@@ -27,7 +27,7 @@ from typing import Any
 
 from harness.collector.client import CollectorError, CollectorProcess
 from harness.locust_master import DEFAULT_PORT
-from harness.locust_shape import symbol_user
+from harness.locust_shape import locust_environment
 
 log = logging.getLogger("harness.locust_worker")
 
@@ -91,18 +91,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    sys.argv = sys.argv[:1]  # locust parses the command line itself; ours is not for it
-    logging.basicConfig(
-        level=logging.WARNING,
-        stream=sys.stderr,
-        format="locust-worker %(levelname)s %(name)s: %(message)s",
-    )
+    env = locust_environment("locust-worker")
     import gevent  # type: ignore[import-untyped]
     import gevent.event  # type: ignore[import-untyped]
     import gevent.queue  # type: ignore[import-untyped]
-    from locust.env import Environment
 
-    env = Environment(user_classes=[symbol_user()], host="feed_sim")
     runner = env.create_worker_runner(args.master_host, args.master_port)
     host = ShardHost()
     inbox: Any = gevent.queue.Queue()

@@ -416,12 +416,9 @@ def serve(
     return EXIT_OK
 
 
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m harness.collector.process",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+def add_collector_options(parser: argparse.ArgumentParser) -> None:
+    """The options of a collector: this process's, and the distributed collector's master's
+    (harness.locust_master), which passes them on to its shards."""
     parser.add_argument("--bootstrap", required=True, help="Kafka bootstrap servers")
     parser.add_argument("--topics", required=True, help="comma-separated topics of the SUT")
     parser.add_argument("--mapping", default=None, help="FieldMapping as a JSON object")
@@ -434,6 +431,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default="all",
         help="read every partition from the start, or none until `assign` names them",
     )
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m harness.collector.process",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_collector_options(parser)
     parser.add_argument(
         "--shard",
         type=parse_shard,
