@@ -4,7 +4,13 @@
 - `measure`: per-stage HDR lag histograms (CO-corrected and uncorrected, per hop) and the
   vectorised batch recorder with 1 s interval histograms;
 - `completeness`: per-key sequence tracking (gaps, duplicates, reordering) and loss against
-  feed_sim's sent counters.
+  feed_sim's sent counters;
+- `batching`: the buffer that batches decoded columns before numpy work.
+
+Around it: `process` (the collector as its own process, consuming Kafka), `client` (drives
+that process), `shards` (partition shards and merging their replies, for the distributed
+collector of harness.locust_master / harness.locust_worker) and `launch` (starts one
+collector or the distributed one, as the scenario says).
 """
 
 from harness.collector.completeness import Completeness, LossReport, SequenceTracker, compare
