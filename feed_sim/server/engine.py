@@ -331,7 +331,7 @@ class FeedEngine:
                         await self._sleep(0.001)
                     continue
                 self._send_due(now)
-                if now - self._loop_turned_ns >= LOOP_TURN_NS:
+                if not 0 <= now - self._loop_turned_ns < LOOP_TURN_NS:  # (a clock step back too)
                     self._loop_turned_ns = now
                     await asyncio.sleep(0)
                 await self._wait_next()
