@@ -298,9 +298,10 @@ def worker_command(master: str) -> None:
     host, _, port = master.rpartition(":")
     if not host or not port.isdigit() or not 0 < int(port) < 65536:
         fail(f"--master: expected HOST:PORT, got {master!r}", ExitCode.INVALID_INPUT)
-    argv = [sys.executable, "-m", "harness.locust_worker", "--master-host", host,
-            "--master-port", port]  # fmt: skip
-    os.execv(sys.executable, argv)  # locust monkey-patches with gevent: a fresh interpreter
+    from harness.collector.launch import worker_command as argv_of_worker
+
+    argv = argv_of_worker(host, int(port))
+    os.execv(argv[0], argv)  # locust monkey-patches with gevent: a fresh interpreter
 
 
 # -- symbols ----------------------------------------------------------------------------------

@@ -29,7 +29,7 @@ from feed_sim.protocol.system import (
     render_server_connected,
     render_server_disconnected,
 )
-from feed_sim.server.flatout import TIME_SENTINEL_BYTES, FlatOut, patch_times
+from feed_sim.server.flatout import FlatOut, patch_times
 from feed_sim.server.market import SymbolMarket
 from feed_sim.server.paced_rings import PacedRings
 from feed_sim.server.round_robin import RoundRobinSchedule, round_robin_applies
@@ -480,13 +480,9 @@ class FeedEngine:
                 tick_id = ready.next_tick
                 ready.next_tick = tick_id + 1
                 time_text = rings.time_bytes(t)  # type: ignore[union-attr]
-                if len(watchers) == 1:  # the common case: one connection watches the symbol
+                if len(watchers) == 1:  # the common case: one connection, one fieldset
                     for session in watchers:
-                        session.queue(
-                            ready.rings[session.fieldset]
-                            .line(tick_id)
-                            .replace(TIME_SENTINEL_BYTES, time_text)
-                        )
+                        session.queue(PacedRings.line(ready, session.fieldset, tick_id, time_text))
                         dirty_add(session)
                 else:
                     ring_lines: dict[Fieldset, bytes] = {}
@@ -503,11 +499,8 @@ class FeedEngine:
                 counts = counts_of.get(market.symbol)
                 if counts is None:
                     counts_of[market.symbol] = SymbolCount(1, tick_id, tick_id)
-                else:  # SymbolCount.note, inlined
-                    if not counts.sent:
-                        counts.first_seq = tick_id
-                    counts.sent += 1
-                    counts.last_seq = tick_id
+                else:
+                    counts.note(tick_id)
                 continue
             applied = market.next_level1(t)
             if applied is None:

@@ -52,6 +52,7 @@ class CollectorDeployment:
 
 
 def worker_command(host: str, port: int) -> list[str]:
+    """The command line of a Locust worker of the master at host:port."""
     return [sys.executable, "-m", "harness.locust_worker", "--master-host", host,
             "--master-port", str(port)]  # fmt: skip
 

@@ -24,7 +24,7 @@ from harness.collector.completeness import Completeness
 from harness.collector.measure import INTERVAL_MEASURES, StageMeasure, add_encoded
 
 Reply = dict[str, Any]
-SUMMED = ("consumed_messages", "consumed_bytes", "kafka_errors", "stage_messages")
+SUMMED_COUNTERS = ("consumed_messages", "consumed_bytes", "kafka_errors")
 
 
 def shard_of(partition: int, shards: int) -> int:
@@ -90,7 +90,7 @@ def _live_p99(replies: Sequence[Reply]) -> int | None:
 
 
 def _merge_counters(replies: Sequence[Reply]) -> Reply:
-    merged: Reply = {key: sum(int(r.get(key, 0)) for r in replies) for key in SUMMED[:3]}
+    merged: Reply = {key: sum(int(r.get(key, 0)) for r in replies) for key in SUMMED_COUNTERS}
     merged.update(
         stage=replies[0]["stage"],
         last_error="; ".join(str(r["last_error"]) for r in replies if r.get("last_error")),

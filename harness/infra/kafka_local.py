@@ -391,7 +391,7 @@ class LocalKafka:
             return ""
         code = proc.poll()
         if code is None:
-            return "still running"
+            return ""
         if code < 0:
             return f"killed by {signal.Signals(-code).name}"
         return f"exit code {code}"
