@@ -26,6 +26,7 @@ from ingest.kafka_out import KafkaOutput
 from ingest.metrics import IngestMetrics, MetricsServer
 from ingest.process import Processor, ProcessStats
 from ingest.records import FeedRecord
+from ingest.signals import SignalRelay
 from ingest.symbols import SymbolPartitions
 
 log = logging.getLogger(__name__)
@@ -176,9 +177,9 @@ def run_forever(app: IngestApp) -> int:
     (`{"event": "stopped", "produced": N, "delivered": M, "failed": F, "undelivered": K}`).
     """
     done = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: done.set())
-    signal.signal(signal.SIGINT, lambda *_: done.set())
-    signal.signal(signal.SIGHUP, lambda *_: app.reload())
+    SignalRelay(
+        {signal.SIGTERM: done.set, signal.SIGINT: done.set, signal.SIGHUP: app.reload}
+    ).install()
     app.start()
     print(json.dumps({"event": "started", "metrics_port": app.server.port}), flush=True)
     while not done.wait(1.0):

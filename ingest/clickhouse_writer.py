@@ -32,6 +32,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 
 from ingest.kafka_out import DEFAULT_TOPIC_PREFIX, topic_names
 from ingest.records import FeedRecord
+from ingest.signals import SignalRelay
 from ingest.storage import open_store
 
 log = logging.getLogger(__name__)
@@ -319,8 +320,7 @@ def main(
     """
     stop = stop_event or threading.Event()
     if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, lambda *_: stop.set())
-        signal.signal(signal.SIGINT, lambda *_: stop.set())
+        SignalRelay({signal.SIGTERM: stop.set, signal.SIGINT: stop.set}).install()
     with open_store(clickhouse, database=database) as store:
         store.create_schema()
         writer = ClickHouseWriter.connect(

@@ -282,15 +282,15 @@ class Handler(BaseHTTPRequestHandler):
     def log_message(self, *args):
         pass
 
-stop = threading.Event()
+stop = []  # a plain flag: Event.set() in a handler can deadlock with the main thread's wait
 signal.signal(signal.SIGHUP, lambda *_: record("sighup", symbols=symbols()))
-signal.signal(signal.SIGTERM, lambda *_: stop.set())
+signal.signal(signal.SIGTERM, lambda *_: stop.append(True))
 if admin_port:
     server = ThreadingHTTPServer(("127.0.0.1", admin_port), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
 record("started", argv=sys.argv[4:], symbols=symbols())
-while not stop.wait(0.05):
-    pass
+while not stop:
+    time.sleep(0.05)
 record("sigterm")
 '''
 
