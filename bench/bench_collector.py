@@ -1,12 +1,15 @@
 """Harness CPU cost per message at 50,000 msg/s: collector + sampler (ARCHITECTURE.md budget).
 
-The collector's hot loop without Kafka I/O: decode the reference core's record values
-(`ingest.records.FeedRecord.to_value()`, realistic trade / quote / depth records over 495
-symbols with per-symbol TickIDs), record them into the stage's lag histograms (all measures,
-1 s intervals) and track their sequences. The records are observed at 50,000 msg/s of
-synthetic time and handed over in batches of what one poll returns at that rate (default
-every 20 ms -> 1,000 records). CPU time is `time.process_time()` over N messages (median of
-3 runs; this VM is shared, so single runs vary by +-30%).
+The collector process's work per batch without the Kafka fetch: `Collector.on_messages` (the
+process's own method) on confluent-kafka `Message` objects holding the reference core's record
+values (`ingest.records.FeedRecord.to_value()`, realistic trade / quote / depth records over
+495 symbols with per-symbol TickIDs, keyed by symbol): read them, decode them, record them
+into the stage's lag histograms (all measures, 1 s intervals) and track their sequences. The
+records arrive at 50,000 msg/s of synthetic time, in batches of what one poll returns at that
+rate (default every 20 ms -> 1,000 records), each batch stamped once as the process does.
+librdkafka's own fetch and the building of the `Message` objects are not in the figure (see
+bench/README.md). CPU time is `time.process_time()` over N messages (median of 3 runs; this
+VM is shared, so single runs vary by +-30%).
 
 The resource sampler's share: CPU time of `ResourceSampler.sample_once()` (psutil over a
 process tree like the reference core's: a parent with 5 children), once a second, spread over
@@ -37,14 +40,18 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from harness.collector import BatchDecoder, Recorder, SequenceTracker  # noqa: E402
+from confluent_kafka import Message  # noqa: E402
+
+from harness.collector import BatchDecoder  # noqa: E402
 from harness.collector.mapping import quiet_gc  # noqa: E402
+from harness.collector.process import Collector  # noqa: E402
 from harness.sampler import ResourceSampler  # noqa: E402
 from ingest.records import FeedRecord  # noqa: E402
 
 RATE = 50_000
 SYMBOLS = 495
 TARGET_US = 2.0
+TOPIC = "iqfeed.quotes"
 
 
 def cpu_model() -> str:
@@ -57,8 +64,8 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
-def make_values(n: int, seed: int = 7) -> tuple[list[bytes], list[int]]:
-    """n record values in arrival order and their observed times (ns), 50k msg/s."""
+def make_values(n: int, seed: int = 7) -> tuple[list[bytes], list[bytes], list[int]]:
+    """n record values in arrival order, their keys and observed times (ns), 50k msg/s."""
     rng = random.Random(seed)
     symbols = [f"SYM{i:03d}" for i in range(SYMBOLS)]
     tick = dict.fromkeys(symbols, 1_000_000)
@@ -66,6 +73,7 @@ def make_values(n: int, seed: int = 7) -> tuple[list[bytes], list[int]]:
     t0 = time.time_ns()
     gap = 1_000_000_000 // RATE
     values: list[bytes] = []
+    keys: list[bytes] = []
     observed: list[int] = []
     for i in range(n):
         symbol = symbols[rng.randrange(SYMBOLS)]
@@ -113,34 +121,44 @@ def make_values(n: int, seed: int = 7) -> tuple[list[bytes], list[int]]:
                 payload,
             )
         values.append(record.to_value())
+        keys.append(symbol.encode())
         observed.append(max(seen, observed[-1]) if observed else seen)  # read in order
-    return values, observed
+    return values, keys, observed
 
 
-def run(values: list[bytes], observed: list[int], batch: int) -> tuple[float, int]:
-    """CPU us per message of decode + record + track; returns (us/msg, messages recorded).
+def run(
+    values: list[bytes], keys: list[bytes], observed: list[int], batch: int
+) -> tuple[float, BatchDecoder]:
+    """CPU us per message of `Collector.on_messages` and closing the stage; returns (us/msg,
+    the decoder).
 
-    Each batch's values are copied fresh just before it is handed over (untimed), as the Kafka
-    client creates them right before a real poll returns: cache-warm, not 250 MB away.
+    Each batch's `Message` objects, with fresh copies of the values, are built just before
+    the batch is handed over (untimed), as the Kafka client creates them right before a real
+    poll returns: cache-warm, not 250 MB away.
     """
-    decoder, recorder, tracker = BatchDecoder(), Recorder("bench"), SequenceTracker()
+    collector = Collector()
+    collector.set_stage("bench")
+    stage = collector.stages["bench"]
     cpu = 0.0
     for i in range(0, len(values), batch):
-        fresh = [bytes(bytearray(v)) for v in values[i : i + batch]]
-        seen = observed[i : i + batch]
+        messages = [
+            Message(topic=TOPIC, partition=0, offset=i + j, key=key, value=bytes(bytearray(v)))
+            for j, (key, v) in enumerate(
+                zip(keys[i : i + batch], values[i : i + batch], strict=True)
+            )
+        ]
+        seen = observed[min(i + batch, len(values)) - 1]  # one stamp when the poll returns
         start = time.process_time()
-        chunk = decoder.decode(fresh, seen)
-        recorder.record(chunk.exchange_ns, chunk.recv_ns, chunk.produced_ns, chunk.observed_ns)
-        tracker.update(chunk.symbols, chunk.types, chunk.seq, chunk.malformed)
+        collector.on_messages(messages, seen)
         cpu += time.process_time() - start
     start = time.process_time()
-    measure = recorder.take()
-    completeness = tracker.snapshot()
+    collector.set_stage(None)
+    completeness = stage.tracker.snapshot()
     cpu += time.process_time() - start
     totals = completeness.totals()
     assert totals["unique"] == len(values) and totals["gaps"] == 0, totals
-    assert measure.messages == len(values)
-    return cpu / len(values) * 1e6, measure.messages
+    assert stage.measure.messages == collector.consumed_messages == len(values)
+    return cpu / len(values) * 1e6, collector.decoder
 
 
 def interpreter_speed_us() -> float:
@@ -188,16 +206,23 @@ def main() -> int:
     )
     print(f"interpreter speed before: sum(range(1000)) = {interpreter_speed_us():.1f} us")
     print(f"generating {n:,} FeedRecord values over {SYMBOLS} symbols ...")
-    values, observed = make_values(n)
+    values, keys, observed = make_values(n)
     size = sum(len(v) for v in values) / n
     print(
         f"mean value size {size:.0f} bytes; batch {batch} records ({args.poll_ms:g} ms at "
         f"{RATE:,} msg/s)"
     )
     quiet_gc()  # as the collector process does
-    run(values[: min(n, 20_000)], observed[: min(n, 20_000)], batch)  # warm up
-    runs = sorted(run(values, observed, batch)[0] for _ in range(args.repeat))
+    warm = min(n, 20_000)
+    run(values[:warm], keys[:warm], observed[:warm], batch)
+    results = [run(values, keys, observed, batch) for _ in range(args.repeat)]
+    runs = sorted(us for us, _ in results)
     collector_us = runs[len(runs) // 2]
+    decoder = results[-1][1]
+    print(
+        f"decoder: {decoder.native_batches:,} batches by the C decoder, "
+        f"{decoder.general_batches:,} the general way (msgspec / orjson)"
+    )
     print(f"runs (us/msg): {', '.join(f'{r:.2f}' for r in runs)}")
     print(
         f"collector CPU: {collector_us:.2f} us/msg (median of {len(runs)} x {n:,} msgs) = "
@@ -218,7 +243,7 @@ def main() -> int:
     )
     if not args.quick:
         for other in (250, 5000):
-            us_other, _ = run(values[:200_000], observed[:200_000], other)
+            us_other, _ = run(values[:200_000], keys[:200_000], observed[:200_000], other)
             print(f"  batch {other:>5}: {us_other:.2f} us/msg")
     return 1 if verdict == "FAIL" and not args.quick else 0
 

@@ -73,9 +73,10 @@ from types import FrameType
 from typing import IO, Any, ClassVar
 
 import orjson
-from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 from confluent_kafka.admin import OffsetSpec  # type: ignore[attr-defined]
 
+from harness.collector._fastdecode import byte_count
 from harness.collector.completeness import SequenceTracker
 from harness.collector.mapping import REFERENCE_CORE, BatchDecoder, FieldMapping, quiet_gc
 from harness.collector.measure import INTERVAL_MEASURES, Recorder, StageMeasure
@@ -136,22 +137,15 @@ class Collector:
         self.kafka_errors = 0
         self.last_error = ""
 
-    def on_messages(self, messages: Sequence[Any], observed_ns: int) -> None:
+    def on_messages(self, messages: Sequence[Message], observed_ns: int) -> None:
         """One batch from `Consumer.consume`, observed at `observed_ns`."""
-        values: list[bytes] = []
-        nbytes = 0
-        for message in messages:
-            if message.error() is not None:
-                self.kafka_errors += 1
-                self.last_error = str(message.error())
-                continue
-            value = message.value()
-            key = message.key()
-            if key is not None:
-                nbytes += len(key)
-            if value is not None:
-                nbytes += len(value)
-                values.append(value)
+        # The usual batch (no error event, no null value) is read with C-level maps: a
+        # per-message Python loop cost about 0.3 us a message.
+        values: list[Any] = list(map(Message.value, messages))
+        if any(map(Message.error, messages)) or values.count(None):
+            values, nbytes = self._read_one_by_one(messages)
+        else:
+            nbytes = byte_count(values) + byte_count(list(map(Message.key, messages)))
         self.consumed_messages += len(values)
         self.consumed_bytes += nbytes
         stage = self.active
@@ -161,6 +155,25 @@ class Collector:
                 batch.exchange_ns, batch.recv_ns, batch.produced_ns, batch.observed_ns
             )
             stage.tracker.update(batch.symbols, batch.types, batch.seq, batch.malformed)
+
+    def _read_one_by_one(self, messages: Sequence[Message]) -> tuple[list[bytes], int]:
+        """Values and key + value bytes of a batch with error events or null values."""
+        values: list[bytes] = []
+        nbytes = 0
+        for message in messages:
+            error = message.error()
+            if error is not None:
+                self.kafka_errors += 1
+                self.last_error = str(error)
+                continue
+            value = message.value()
+            key = message.key()
+            if key is not None:
+                nbytes += len(key)
+            if value is not None:
+                nbytes += len(value)
+                values.append(value)
+        return values, nbytes
 
     def set_stage(self, label: str | None) -> str | None:
         """Close the open stage (returns its label) and open `label` (None = warmup)."""

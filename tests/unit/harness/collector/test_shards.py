@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from confluent_kafka import Message
 
 from harness.collector.completeness import Completeness
 from harness.collector.measure import StageMeasure
@@ -24,21 +24,9 @@ SHARDS = 3
 PARTITIONS = 12
 
 
-@dataclass(frozen=True)
-class FakeMessage:
-    """What `Collector.on_messages` reads of a confluent-kafka Message."""
-
-    payload: bytes
-    partition_no: int
-
-    def value(self) -> bytes:
-        return self.payload
-
-    def key(self) -> bytes:
-        return b"k"
-
-    def error(self) -> None:
-        return None
+def message(value: bytes, partition: int) -> Message:
+    """A confluent-kafka Message as `Consumer.consume` returns it."""
+    return Message(topic="iqfeed.quotes", partition=partition, key=b"k", value=value)
 
 
 class Clock:
@@ -49,7 +37,7 @@ class Clock:
         return self.now
 
 
-def _traffic(seed: int = 3) -> list[tuple[int, list[FakeMessage]]]:
+def _traffic(seed: int = 3) -> list[tuple[int, list[Message]]]:
     """Batches (observed ns, messages) over 40 symbols in 12 partitions, 6 s, with lag modes,
     a gap and a duplicate."""
     rng = random.Random(seed)
@@ -69,9 +57,9 @@ def _traffic(seed: int = 3) -> list[tuple[int, list[FakeMessage]]]:
                 symbol, "trade", tick[symbol], exchange, exchange + 1000, exchange + 5000, {}
             ).to_value()
             part = symbols.index(symbol) % PARTITIONS
-            messages.append(FakeMessage(value, part))
+            messages.append(message(value, part))
             if rng.random() < 0.005:
-                messages.append(FakeMessage(value, part))  # a duplicate
+                messages.append(message(value, part))  # a duplicate
         batches.append((observed, messages))
     return batches
 
@@ -89,7 +77,7 @@ def _snapshots() -> tuple[list[dict[str, Any]], dict[str, Any]]:
         clock.now = observed
         whole.on_messages(messages, observed)
         for shard, collector in enumerate(shards):
-            mine = [m for m in messages if shard_of(m.partition_no, SHARDS) == shard]
+            mine = [m for m in messages if shard_of(m.partition(), SHARDS) == shard]
             collector.on_messages(mine, observed)
         if index == len(batches) // 2:
             early = [c.snapshot() for c in shards]
