@@ -345,10 +345,20 @@ class Consumed:
 
 
 def read_partitions(
-    bootstrap: str, wanted: Iterable[tuple[str, int]], timeout_s: float = 60.0
+    bootstrap: str,
+    wanted: Iterable[tuple[str, int]],
+    timeout_s: float = 60.0,
+    expected: int | None = None,
 ) -> list[Consumed]:
     """Every message of the (topic, partition)s from the beginning up to their high
-    watermarks at call time (exact: no record counted twice, none missed), in offset order."""
+    watermarks (exact: no record counted twice, none missed), in offset order.
+
+    With `expected` (the records the core saw delivered), the watermarks are read again until
+    they hold that many records or `timeout_s` passes; a wait is reported on stderr, since an
+    acknowledged record should be below the high watermark at once (one CI run read 2 fewer
+    records than delivered and never again in local reruns: this tells a late watermark from a
+    lost record).
+    """
     consumer = Consumer(
         {
             "bootstrap.servers": bootstrap,
@@ -358,13 +368,23 @@ def read_partitions(
         }
     )
     try:
-        ends: dict[tuple[str, int], int] = {}
-        for topic, partition in set(wanted):
-            low, high = consumer.get_watermark_offsets(
-                TopicPartition(topic, partition), timeout=timeout_s
-            )
-            if high > low:
-                ends[(topic, partition)] = high
+        started = time.monotonic()
+        ends = high_watermarks(consumer, set(wanted), timeout_s)
+        while expected is not None and sum(ends.values()) < expected:
+            if time.monotonic() - started > timeout_s:
+                break
+            time.sleep(0.5)
+            ends = high_watermarks(consumer, set(wanted), timeout_s)
+        if expected is not None:
+            waited = time.monotonic() - started
+            held = sum(ends.values())
+            if waited > 1.0 or held != expected:
+                print(
+                    f"read_partitions: the high watermarks hold {held} of {expected} expected "
+                    f"record(s) after {waited:.1f} s: {sorted(ends.items())}; other non-empty "
+                    f"partitions of these topics: {elsewhere(consumer, set(wanted), timeout_s)}",
+                    file=sys.stderr,
+                )
         if not ends:
             return []
         consumer.assign([TopicPartition(t, p, OFFSET_BEGINNING) for t, p in ends])
@@ -392,6 +412,50 @@ def read_partitions(
         return sorted(got, key=lambda c: (c.topic, c.partition, c.offset))
     finally:
         consumer.close()
+
+
+def high_watermarks(
+    consumer: Consumer, wanted: set[tuple[str, int]], timeout_s: float
+) -> dict[tuple[str, int], int]:
+    """High watermark of each non-empty (topic, partition) (its records: the topics are new)."""
+    ends: dict[tuple[str, int], int] = {}
+    for topic, partition in wanted:
+        low, high = consumer.get_watermark_offsets(
+            TopicPartition(topic, partition), timeout=timeout_s
+        )
+        if high > low:
+            ends[(topic, partition)] = high
+    return ends
+
+
+def elsewhere(
+    consumer: Consumer, wanted: set[tuple[str, int]], timeout_s: float
+) -> dict[tuple[str, int], int]:
+    """Non-empty partitions of the `wanted` topics that are not `wanted` (a diagnosis)."""
+    topics = {topic for topic, _ in wanted}
+    metadata = consumer.list_topics(timeout=timeout_s).topics
+    others = {
+        (topic, partition)
+        for topic in topics
+        for partition in metadata[topic].partitions
+        if (topic, partition) not in wanted
+    }
+    return high_watermarks(consumer, others, timeout_s)
+
+
+def sequence_gaps(consumed: list[Consumed]) -> dict[tuple[str, str], list[int]]:
+    """(symbol, "level1" | "depth") -> the sequence numbers missing between its first and
+    last record read back (Level 1 trades and quotes share the TickIDs): names the records
+    lost when a count does not add up."""
+    seqs: dict[tuple[str, str], set[int]] = {}
+    for c in consumed:
+        family = "depth" if c.record.type == "depth" else "level1"
+        seqs.setdefault((c.record.symbol, family), set()).add(c.record.seq)
+    return {
+        key: sorted(set(range(min(got), max(got) + 1)) - got)
+        for key, got in sorted(seqs.items())
+        if len(got) != max(got) - min(got) + 1
+    }
 
 
 def symbol_partitions(

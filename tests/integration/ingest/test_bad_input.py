@@ -183,7 +183,9 @@ def test_bad_lines_are_counted_and_skipped_good_lines_become_records(
     assert state["process"]["tickid_missing"] == 0 and state["process"]["duplicates"]["count"] == 0
 
     # the good lines: exactly one record each, in order, with their content
-    consumed = read_partitions(cluster.bootstrap, symbol_partitions(prefix, [SYMBOL], KINDS))
+    consumed = read_partitions(
+        cluster.bootstrap, symbol_partitions(prefix, [SYMBOL], KINDS), expected=stopped["delivered"]
+    )
     assert len(consumed) == stopped["produced"] == stopped["delivered"] == 40
     by_seq = {c.record.seq: c.record for c in consumed}
     assert sorted(by_seq) == list(range(1, 41))

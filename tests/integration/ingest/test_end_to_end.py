@@ -31,6 +31,7 @@ from tests.integration.ingest.conftest import (
     ingest_config,
     read_partitions,
     run_ingest,
+    sequence_gaps,
     serve_feed_sim,
     symbol_partitions,
     unique_prefix,
@@ -124,9 +125,17 @@ def test_level1_and_level2_end_to_end(
             for witness in witnesses:
                 witness.close()
 
-    consumed = read_partitions(cluster.bootstrap, symbol_partitions(prefix, E2E_SYMBOLS, KINDS))
+    consumed = read_partitions(
+        cluster.bootstrap,
+        symbol_partitions(prefix, E2E_SYMBOLS, KINDS),
+        expected=stopped["delivered"],
+    )
     assert stopped["undelivered"] == 0 and stopped["failed"] == 0
-    assert len(consumed) == stopped["produced"] == stopped["delivered"]
+    assert len(consumed) == stopped["produced"] == stopped["delivered"], (
+        f"read back {len(consumed)} of {stopped['delivered']} delivered record(s); "
+        f"missing sequence numbers: {sequence_gaps(consumed)}; first per key: "
+        f"{ {(c.record.symbol, c.record.type): c.record.seq for c in reversed(consumed)} }"
+    )
 
     # key, partition, topic; every symbol and every type present
     for c in consumed:

@@ -117,7 +117,11 @@ def test_feed_drop_reconnects_resubscribes_and_reports_the_gap(
         assert conn["reconnects"] >= 1 and conn["connected"] and not conn["subscribing"]
         assert conn["watched"] == conn["symbols"] > 0
 
-    consumed = read_partitions(cluster.bootstrap, symbol_partitions(prefix, E2E_SYMBOLS, ALL_KINDS))
+    consumed = read_partitions(
+        cluster.bootstrap,
+        symbol_partitions(prefix, E2E_SYMBOLS, ALL_KINDS),
+        expected=stopped["delivered"],
+    )
     assert len(consumed) == stopped["produced"] == stopped["delivered"]
     process = state["process"]
     witnessed = witness.level1_by_tick() if witness is not None else {}
@@ -195,7 +199,11 @@ def test_broker_restart_loses_and_duplicates_nothing(
                 kafka.restart_node(leader)  # leave the module's cluster whole
 
     assert stopped["undelivered"] == 0 and stopped["failed"] == 0
-    consumed = read_partitions(cluster.bootstrap, symbol_partitions(prefix, E2E_SYMBOLS, LEVEL1))
+    consumed = read_partitions(
+        cluster.bootstrap,
+        symbol_partitions(prefix, E2E_SYMBOLS, LEVEL1),
+        expected=stopped["delivered"],
+    )
     assert len(consumed) == stopped["produced"] == stopped["delivered"] == sent
     for symbol in E2E_SYMBOLS:
         seqs = level1_seqs(consumed, symbol)
@@ -231,7 +239,11 @@ def test_sigterm_while_flowing_delivers_everything_produced(
 
     assert stopped["undelivered"] == 0 and stopped["failed"] == 0
     assert stopped["produced"] == stopped["delivered"] >= 3000
-    consumed = read_partitions(cluster.bootstrap, symbol_partitions(prefix, E2E_SYMBOLS, ALL_KINDS))
+    consumed = read_partitions(
+        cluster.bootstrap,
+        symbol_partitions(prefix, E2E_SYMBOLS, ALL_KINDS),
+        expected=stopped["delivered"],
+    )
     assert len(consumed) == stopped["produced"]
     for symbol in E2E_SYMBOLS:
         seqs = level1_seqs(consumed, symbol)
