@@ -28,7 +28,13 @@ from typing import Any
 from rich.console import Console
 
 from harness import hdr, paths
-from harness.collector.client import CollectorError, CollectorProcess, CollectorSnapshot
+from harness.collector.client import (
+    CollectorCounters,
+    CollectorError,
+    CollectorProcess,
+    CollectorSnapshot,
+    collector_cost,
+)
 from harness.collector.completeness import LossReport, compare, in_flight_window_s
 from harness.collector.launch import CollectorDeployment, start_collector
 from harness.exit_codes import ExitCode
@@ -148,6 +154,10 @@ class HarnessRun:
         self.stage_measures: list[Any] = []
         self.stage_starts: list[tuple[str, int]] = []
         self._last_abort_check = 0.0
+        self._collector_at_start: dict[str, CollectorCounters] = {}
+        self.collector_cost: dict[str, dict[str, Any]] = {}
+        """label -> the collector's CPU over that hold (`collector_cost`), between counter
+        reads right after the stage commands (so within a poll batch of the hold's edges)."""
         self._last_consumed: tuple[int, int] | None = None
         """The SUT exited after it started: it is not restarted (a crash is a failure that a
         rollback cannot undo), so the verify hold fails and the run ends with exit 2."""
@@ -406,10 +416,14 @@ class HarnessRun:
         elif isinstance(action, StartMeasuring):
             feed.control.stage(action.label)
             collector.stage(action.label)
+            self._collector_at_start[action.label] = collector.counters()
             self.measuring = action.label
         elif isinstance(action, StopMeasuring):
             feed.control.stage(f"{action.label}-after")
             collector.stage(None)
+            started = self._collector_at_start.pop(action.label, None)
+            if started is not None:
+                self.collector_cost[action.label] = collector_cost(started, collector.counters())
             self.measuring = None
         elif isinstance(action, Evaluate):
             return self._evaluate(plan, action)
@@ -432,6 +446,7 @@ class HarnessRun:
             if self.ctx.sampler is not None
             else {}
         )
+        resources |= self.collector_cost.get(action.label, {})
         total = snapshot.measure.histograms["total"]
         in_flight_s = in_flight_window_s(
             int(total.get_max_value()) if total.get_total_count() else None

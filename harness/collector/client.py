@@ -74,6 +74,23 @@ class CollectorCounters:
     kafka_errors: int
     live_p99_us: int | None
     t_ns: int
+    cpu_ns: int = 0
+    """The collector processes' CPU time (summed over shards); 0 if not reported."""
+
+
+def collector_cost(start: CollectorCounters, end: CollectorCounters) -> dict[str, Any]:
+    """The collector's CPU between two counter readings: seconds, messages consumed, and us
+    per message (None when the collector reports no CPU time or consumed nothing)."""
+    messages = end.consumed_messages - start.consumed_messages
+    known = start.cpu_ns > 0 and end.cpu_ns > 0
+    cpu_s = (end.cpu_ns - start.cpu_ns) / 1e9 if known else None
+    return {
+        "collector_cpu_seconds": cpu_s,
+        "collector_messages": messages,
+        "collector_cpu_us_per_message": (
+            cpu_s * 1e6 / messages if cpu_s is not None and messages > 0 else None
+        ),
+    }
 
 
 def _mapping_json(mapping: FieldMapping | Mapping[str, Any] | None) -> str | None:
@@ -245,6 +262,7 @@ class CollectorProcess:
             int(reply["kafka_errors"]),
             reply["live_p99_us"],
             int(reply["t_ns"]),
+            int(reply.get("cpu_ns", 0)),
         )
 
     def consumed_bytes(self) -> int:

@@ -33,7 +33,8 @@ command waits at most one consume timeout plus one batch.
     {"cmd": "stage", "label": "stage-1"|null} -> {"ok": true, "stage": "stage-1", "closed": prev}
     {"cmd": "snapshot"[, "label": L]}         -> a snapshot (below)
     {"cmd": "counters"}                       -> {"stage", "consumed_messages", "consumed_bytes",
-                                                  "kafka_errors", "live_p99_us", "t_ns"}
+                                                  "kafka_errors", "live_p99_us", "t_ns",
+                                                  "cpu_ns" (the process's CPU time)}
     {"cmd": "above", "limits_us": [50000, 100000]}
                                               -> {"stage", "messages", "above": [n1, n2]}: samples
                                                  of the open stage's `total` histogram surely above
@@ -125,10 +126,15 @@ class Collector:
     """The measuring state of the process (no I/O): batches in, snapshots out."""
 
     def __init__(
-        self, mapping: FieldMapping = REFERENCE_CORE, clock: Callable[[], int] = time.time_ns
+        self,
+        mapping: FieldMapping = REFERENCE_CORE,
+        clock: Callable[[], int] = time.time_ns,
+        cpu_clock: Callable[[], int] = time.process_time_ns,
     ) -> None:
         self.decoder = BatchDecoder(mapping)
         self.clock = clock
+        self.cpu_clock = cpu_clock
+        """CPU time of this process, librdkafka's threads included (the harness's own cost)."""
         self.stages: dict[str, StageState] = {}
         self.active: StageState | None = None
         self.last: StageState | None = None
@@ -199,6 +205,7 @@ class Collector:
             "last_error": self.last_error,
             "live_p99_us": self.live_p99_us(),
             "t_ns": self.clock(),
+            "cpu_ns": self.cpu_clock(),
         }
 
     def above(self, limits_us: Sequence[int]) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from harness.collector.completeness import Completeness
 from harness.collector.measure import INTERVAL_MEASURES, StageMeasure, add_encoded
 
 Reply = dict[str, Any]
-SUMMED_COUNTERS = ("consumed_messages", "consumed_bytes", "kafka_errors")
+SUMMED_COUNTERS = ("consumed_messages", "consumed_bytes", "kafka_errors", "cpu_ns")
 
 
 def shard_of(partition: int, shards: int) -> int:

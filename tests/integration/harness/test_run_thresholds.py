@@ -188,6 +188,12 @@ def test_broken_stage_steps_back_verify_holds_hook_runs_exit_1(
     cases = junit_cases(run_dir)
     assert cases["stage-2.total_lag_p99_ms"] == "failed"
     assert cases["verify-1.total_lag_p99_ms"] == "passed"
+    # The harness's own cost per hold: the collector process's CPU over what it consumed
+    # between two counter reads at the hold's edges (each within a poll batch of the edge).
+    for label in ("stage-1", "stage-2", "verify-1"):
+        cost = stages[label]["resources"]
+        assert abs(cost["collector_messages"] - stages[label]["messages"]) <= 1_000
+        assert cost["collector_cpu_seconds"] > 0 and cost["collector_cpu_us_per_message"] > 0
 
     # Locust ran headless beside the run: its shape's users followed the stages (2 symbols,
     # then 4, then back to 2 for the verify hold).
@@ -239,6 +245,7 @@ def test_distributed_collector_run_steps_back_like_the_single_collector(
         assert (run_dir / "logs" / f"locust-worker-{i}.log").exists()
     completeness = stages["stage-1"]["completeness"]
     assert completeness["received"] > 0 and completeness["lost_beyond_tolerance"] == 0
+    assert stages["stage-1"]["resources"]["collector_cpu_seconds"] > 0  # both shards' CPU
 
 
 def test_sut_that_stays_broken_gives_exit_2(bootstrap: str, tmp_path: Path) -> None:

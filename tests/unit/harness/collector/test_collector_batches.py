@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from confluent_kafka import KafkaError, Message
 
+from harness.collector.client import CollectorCounters, collector_cost
 from harness.collector.process import Collector
 from ingest.records import FeedRecord
 
@@ -41,3 +44,34 @@ def test_error_events_and_null_values_are_read_one_by_one() -> None:
     assert collector.consumed_bytes == 3 * 4 + len(value(1)) + len(value(2))
     completeness = collector.stages["s"].tracker.snapshot()
     assert completeness.totals()["unique"] == 2
+
+
+def test_counters_report_the_process_cpu_and_collector_cost_divides_it() -> None:
+    ticks = iter([2_000_000_000, 2_500_000_000])
+    collector = Collector(cpu_clock=lambda: next(ticks))
+    collector.set_stage("s")
+    before = collector.counters()
+    collector.on_messages([Message(topic="t", key=b"A", value=value(i)) for i in range(1, 6)], 1)
+    after = collector.counters()
+    assert (before["cpu_ns"], after["cpu_ns"]) == (2_000_000_000, 2_500_000_000)
+    cost = collector_cost(counters(before), counters(after))
+    assert cost == {
+        "collector_cpu_seconds": 0.5,
+        "collector_messages": 5,
+        "collector_cpu_us_per_message": 100_000.0,
+    }
+    unknown = collector_cost(counters({**before, "cpu_ns": 0}), counters(after))
+    assert unknown["collector_cpu_seconds"] is None
+    assert unknown["collector_cpu_us_per_message"] is None
+
+
+def counters(reply: dict[str, Any]) -> CollectorCounters:
+    return CollectorCounters(
+        reply["stage"],
+        reply["consumed_messages"],
+        reply["consumed_bytes"],
+        reply["kafka_errors"],
+        reply["live_p99_us"],
+        reply["t_ns"],
+        reply["cpu_ns"],
+    )

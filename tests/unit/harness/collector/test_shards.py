@@ -136,15 +136,16 @@ def test_counters_above_and_assign_are_summed_and_live_p99_is_the_largest() -> N
         "counters",
         [
             {"stage": "s", "consumed_messages": 5, "consumed_bytes": 50, "kafka_errors": 0,
-             "last_error": "", "live_p99_us": 900, "t_ns": 2},
+             "last_error": "", "live_p99_us": 900, "t_ns": 2, "cpu_ns": 4_000},
             {"stage": "s", "consumed_messages": 7, "consumed_bytes": 70, "kafka_errors": 1,
-             "last_error": "broker down", "live_p99_us": None, "t_ns": 3},
+             "last_error": "broker down", "live_p99_us": None, "t_ns": 3, "cpu_ns": 6_000},
         ],
     )  # fmt: skip
     assert counters == {
         "consumed_messages": 12,
         "consumed_bytes": 120,
         "kafka_errors": 1,
+        "cpu_ns": 10_000,
         "stage": "s",
         "last_error": "broker down",
         "live_p99_us": 900,
