@@ -84,6 +84,7 @@ from harness.collector.measure import INTERVAL_MEASURES, Recorder, StageMeasure
 from harness.collector.shards import in_shard, parse_shard
 from harness.hdr import count_above
 from harness.infra.kafka_clients import admin_client, consumer
+from harness.infra.topics import offsets_when_served
 
 BATCH = 1000
 CONSUME_TIMEOUT_S = 0.002
@@ -352,27 +353,7 @@ def start_offsets(
         for p in sorted(metadata[t].partitions)
         if only is None or p in only
     }
-    offsets: dict[TopicPartition, int] = {}
-    while True:  # a freshly created topic answers "not leader" for a moment: retry until deadline
-        todo = {tp: s for tp, s in wanted.items() if tp not in offsets}
-        failed: list[str] = []
-        try:
-            futures = admin.list_offsets(
-                todo, request_timeout=max(1.0, deadline - time.monotonic())
-            )
-            for tp, future in futures.items():
-                try:
-                    offsets[tp] = future.result().offset
-                except KafkaException as exc:
-                    failed.append(f"{tp.topic}[{tp.partition}]: {exc}")
-        except KafkaException as exc:
-            failed.append(str(exc))
-        if not failed:
-            break
-        if time.monotonic() > deadline:
-            raise KafkaException(f"ListOffsets failed for {len(failed)} partition(s): {failed[0]}")
-        log.info("retrying ListOffsets for %d partition(s): %s", len(failed), failed[0])
-        time.sleep(0.25)
+    offsets = offsets_when_served(admin, wanted, deadline)
     return [TopicPartition(tp.topic, tp.partition, offsets[tp]) for tp in wanted]
 
 

@@ -7,12 +7,18 @@ silently accepted: a topic with the wrong partition count is an error.
 
 from __future__ import annotations
 
+import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from confluent_kafka import KafkaException
-from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+from confluent_kafka import KafkaException, TopicPartition
+from confluent_kafka.admin import (  # type: ignore[attr-defined]
+    AdminClient,
+    NewTopic,
+    OffsetSpec,
+)
 
 from harness.defaults import (
     FEED_TOPICS,
@@ -23,6 +29,8 @@ from harness.defaults import (
 )
 from harness.infra.errors import InfraError
 from harness.infra.kafka_clients import admin_client, producer
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -62,7 +70,8 @@ def feed_topic_specs(
 def ensure_topics(
     bootstrap: str, specs: list[TopicSpec], timeout_s: float = 120.0
 ) -> list[TopicResult]:
-    """Create missing topics and verify existing ones; raise InfraError on a mismatch."""
+    """Create missing topics (returning once every partition of theirs is served) and verify
+    existing ones; raise InfraError on a mismatch."""
     admin = admin_client(bootstrap)
     try:
         existing = admin.list_topics(timeout=timeout_s).topics
@@ -96,6 +105,16 @@ def ensure_topics(
             except KafkaException as exc:
                 raise InfraError(f"creating topic {name} on {bootstrap} failed: {exc}") from exc
     metadata = _wait_visible(admin, specs, timeout_s)
+    if to_create:
+        wanted = {
+            TopicPartition(s.name, p): OffsetSpec.latest()  # type: ignore[no-untyped-call]
+            for s in to_create
+            for p in metadata[s.name].partitions
+        }
+        try:
+            offsets_when_served(admin, wanted, time.monotonic() + timeout_s)
+        except KafkaException as exc:
+            raise InfraError(f"new topics on {bootstrap} not served: {exc}") from exc
     results = []
     for spec in specs:
         topic = metadata[spec.name]
@@ -127,6 +146,40 @@ def _wait_visible(admin: AdminClient, specs: list[TopicSpec], timeout_s: float) 
         if time.monotonic() > deadline:
             missing = [s.name for s in specs if s.name not in topics]
             raise InfraError(f"topics not ready within {timeout_s:.0f}s (missing: {missing})")
+        time.sleep(0.25)
+
+
+def offsets_when_served(
+    admin: AdminClient, wanted: Mapping[TopicPartition, Any], deadline: float
+) -> dict[TopicPartition, int]:
+    """ListOffsets of `wanted` (partition -> OffsetSpec), retried until every partition
+    answers or `deadline` (time.monotonic) passes (KafkaException then).
+
+    A freshly created topic is listed with a leader on every partition a moment before that
+    leader serves them: until then requests get "not leader". `ensure_topics` waits here so
+    that no client starts producing inside that moment. (Idempotent producers retry through
+    it; but twice a test read back 2 records fewer than a core started right after creating
+    its topics saw delivered, and the cause is not known.)"""
+    offsets: dict[TopicPartition, int] = {}
+    while True:
+        todo = {tp: spec for tp, spec in wanted.items() if tp not in offsets}
+        failed: list[str] = []
+        try:
+            futures = admin.list_offsets(
+                todo, request_timeout=max(1.0, deadline - time.monotonic())
+            )
+            for tp, future in futures.items():
+                try:
+                    offsets[tp] = future.result().offset
+                except KafkaException as exc:
+                    failed.append(f"{tp.topic}[{tp.partition}]: {exc}")
+        except KafkaException as exc:
+            failed.append(str(exc))
+        if not failed:
+            return offsets
+        if time.monotonic() > deadline:
+            raise KafkaException(f"ListOffsets failed for {len(failed)} partition(s): {failed[0]}")
+        log.info("retrying ListOffsets for %d partition(s): %s", len(failed), failed[0])
         time.sleep(0.25)
 
 
