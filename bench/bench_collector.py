@@ -21,6 +21,7 @@ Target: collector + sampler <= 2 us/msg. Exit status 1 when missed (full mode on
 
     .venv/bin/python bench/bench_collector.py            # 1,000,000 messages, batch sizes table
     .venv/bin/python bench/bench_collector.py --quick    # CI smoke: 100,000 messages
+    .venv/bin/python bench/bench_collector.py --kafka    # + the whole process via a local broker
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import platform
 import random
 import subprocess
 import sys
+import tempfile
 import time
 import timeit
 from pathlib import Path
@@ -40,12 +42,22 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import orjson  # noqa: E402
 from confluent_kafka import Message  # noqa: E402
 
 from harness.collector import BatchDecoder  # noqa: E402
+from harness.collector.client import CollectorProcess, collector_cost  # noqa: E402
 from harness.collector.mapping import quiet_gc  # noqa: E402
 from harness.collector.process import Collector  # noqa: E402
+from harness.infra.kafka_clients import producer  # noqa: E402
+from harness.infra.kafka_local import LocalKafka, kafka_jars  # noqa: E402
+from harness.infra.topics import (  # noqa: E402
+    ensure_topics,
+    feed_topic_specs,
+    wait_until_producible,
+)
 from harness.sampler import ResourceSampler  # noqa: E402
+from ingest.kafka_out import topic_names  # noqa: E402
 from ingest.records import FeedRecord  # noqa: E402
 
 RATE = 50_000
@@ -161,6 +173,80 @@ def run(
     return cpu / len(values) * 1e6, collector.decoder
 
 
+def through_kafka(values: list[bytes], keys: list[bytes], rate: int, symbols: int) -> None:
+    """The whole collector process, librdkafka included: a local 1-broker Kafka, the feed
+    topics, the partitions of `symbols` symbols assigned (as a stage of that many symbols
+    does), the records produced from this process paced at `rate` msg/s in 10 ms slices; the
+    collector's own CPU time (its counters) per message consumed. Informational: the broker,
+    this producer and the collector share the machine."""
+    with tempfile.TemporaryDirectory(prefix="bench-collector-kafka-") as tmp:
+        kafka = LocalKafka(state_dir=Path(tmp), jars_dir=kafka_jars(), heap_mb=512)
+        try:
+            print("starting a local Kafka broker ...")
+            bootstrap = kafka.up(brokers=1, timeout_s=180).bootstrap
+            ensure_topics(bootstrap, feed_topic_specs(1))
+            wait_until_producible(bootstrap, 1)
+            topics = topic_names()
+            collector = CollectorProcess(bootstrap, list(topics.values()), all_partitions=False)
+            with collector:
+                collector.assign(list(range(symbols)))
+                collector.stage("bench")
+                before = collector.counters()
+                kinds = [str(orjson.loads(value)["type"]) for value in values]
+                sent_s = produce_paced(bootstrap, values, keys, kinds, topics, rate, symbols)
+                deadline = time.monotonic() + 120
+                while collector.counters().consumed_messages - before.consumed_messages < len(
+                    values
+                ):
+                    if time.monotonic() > deadline:
+                        raise SystemExit("the collector did not consume every record in 120 s")
+                    time.sleep(0.1)
+                cost = collector_cost(before, collector.counters())
+        finally:
+            kafka.down()
+    us = cost["collector_cpu_us_per_message"]
+    print(
+        f"through Kafka: {len(values):,} records over {symbols} partitions x 3 topics, produced "
+        f"at {len(values) / sent_s:,.0f} msg/s (target {rate:,}); the collector process used "
+        f"{cost['collector_cpu_seconds']:.2f} CPU-s for {cost['collector_messages']:,} "
+        f"messages = {us:.2f} us/msg = {us * rate / 1e4:.1f}% of one core at {rate:,} msg/s"
+    )
+
+
+def produce_paced(
+    bootstrap: str,
+    values: list[bytes],
+    keys: list[bytes],
+    kinds: list[str],
+    topics: dict[str, str],
+    rate: int,
+    symbols: int,
+) -> float:
+    """Produce `values` at `rate` msg/s in 10 ms slices; the seconds it took."""
+    prod = producer(bootstrap, {"linger.ms": 5, "acks": "all", "enable.idempotence": True})
+    per_slice = max(1, rate // 100)
+    started = time.monotonic()
+    for i in range(0, len(values), per_slice):
+        end = i + per_slice
+        rows = zip(keys[i:end], values[i:end], kinds[i:end], strict=True)
+        for key, value, kind in rows:
+            partition = int(key[3:]) % symbols
+            while True:
+                try:
+                    prod.produce(topics[kind], value=value, key=key, partition=partition)
+                    break
+                except BufferError:
+                    prod.poll(0.01)
+        prod.poll(0)
+        pause = started + (i + per_slice) / rate - time.monotonic()
+        if pause > 0:
+            time.sleep(pause)
+    took = time.monotonic() - started
+    if prod.flush(60):
+        raise SystemExit("records still undelivered after 60 s")
+    return took
+
+
 def interpreter_speed_us() -> float:
     """Best time of `sum(range(1000))` in us, before and after the runs: this VM's speed varies
     by up to 1.6x over minutes (16 vs 25 us seen), and the collector's figure with it."""
@@ -197,6 +283,14 @@ def main() -> int:
     parser.add_argument("--messages", type=int, default=0)
     parser.add_argument("--repeat", type=int, default=3, help="runs; the median is judged")
     parser.add_argument("--poll-ms", type=float, default=20.0, help="poll interval (batch size)")
+    parser.add_argument(
+        "--kafka",
+        action="store_true",
+        help="also run the whole collector process against a local broker (informational)",
+    )
+    parser.add_argument(
+        "--kafka-symbols", type=int, default=SYMBOLS, help="partitions per topic in --kafka"
+    )
     args = parser.parse_args()
     n = args.messages or (100_000 if args.quick else 1_000_000)
     batch = max(1, int(RATE * args.poll_ms / 1000))
@@ -241,6 +335,8 @@ def main() -> int:
         f"harness overhead (collector + sampler): {us:.2f} us/msg = "
         f"{us * RATE / 1e4:.1f}% of one core; target <= {TARGET_US:g} us/msg: {verdict}"
     )
+    if args.kafka:
+        through_kafka(values, keys, RATE, args.kafka_symbols)
     if not args.quick:
         for other in (250, 5000):
             us_other, _ = run(values[:200_000], keys[:200_000], observed[:200_000], other)
