@@ -151,16 +151,17 @@ class HarnessRun:
         self.measuring: str | None = None
         self.started = False
         self.sut_dead = False
+        """The SUT exited after it started: it is not restarted (a crash is a failure that a
+        rollback cannot undo), so the verify hold fails and the run ends with exit 2."""
         self.stage_measures: list[Any] = []
         self.stage_starts: list[tuple[str, int]] = []
         self._last_abort_check = 0.0
         self._collector_at_start: dict[str, CollectorCounters] = {}
-        self.collector_cost: dict[str, dict[str, Any]] = {}
+        self.collector_costs: dict[str, dict[str, Any]] = {}
         """label -> the collector's CPU over that hold (`collector_cost`), between counter
         reads right after the stage commands (so within a poll batch of the hold's edges)."""
         self._last_consumed: tuple[int, int] | None = None
-        """The SUT exited after it started: it is not restarted (a crash is a failure that a
-        rollback cannot undo), so the verify hold fails and the run ends with exit 2."""
+        """(t_ns, consumed messages) of the previous progress line: the received rate."""
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -423,7 +424,7 @@ class HarnessRun:
             collector.stage(None)
             started = self._collector_at_start.pop(action.label, None)
             if started is not None:
-                self.collector_cost[action.label] = collector_cost(started, collector.counters())
+                self.collector_costs[action.label] = collector_cost(started, collector.counters())
             self.measuring = None
         elif isinstance(action, Evaluate):
             return self._evaluate(plan, action)
@@ -446,7 +447,7 @@ class HarnessRun:
             if self.ctx.sampler is not None
             else {}
         )
-        resources |= self.collector_cost.get(action.label, {})
+        resources |= self.collector_costs.get(action.label, {})
         total = snapshot.measure.histograms["total"]
         in_flight_s = in_flight_window_s(
             int(total.get_max_value()) if total.get_total_count() else None

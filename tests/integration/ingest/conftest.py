@@ -368,13 +368,14 @@ def read_partitions(
         }
     )
     try:
+        partitions = set(wanted)
         started = time.monotonic()
-        ends = high_watermarks(consumer, set(wanted), timeout_s)
+        ends = high_watermarks(consumer, partitions, timeout_s)
         while expected is not None and sum(ends.values()) < expected:
             if time.monotonic() - started > timeout_s:
                 break
             time.sleep(0.5)
-            ends = high_watermarks(consumer, set(wanted), timeout_s)
+            ends = high_watermarks(consumer, partitions, timeout_s)
         if expected is not None:
             waited = time.monotonic() - started
             held = sum(ends.values())
@@ -382,7 +383,7 @@ def read_partitions(
                 print(
                     f"read_partitions: the high watermarks hold {held} of {expected} expected "
                     f"record(s) after {waited:.1f} s: {sorted(ends.items())}; other non-empty "
-                    f"partitions of these topics: {elsewhere(consumer, set(wanted), timeout_s)}",
+                    f"partitions of these topics: {elsewhere(consumer, partitions, timeout_s)}",
                     file=sys.stderr,
                 )
         if not ends:
