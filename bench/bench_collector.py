@@ -64,6 +64,8 @@ RATE = 50_000
 SYMBOLS = 495
 TARGET_US = 2.0
 TOPIC = "iqfeed.quotes"
+QUEUE_FULL_LIMIT_S = 30.0
+"""How long `--kafka` waits on a full producer queue before it gives up (a dead broker)."""
 
 
 def cpu_model() -> str:
@@ -231,11 +233,18 @@ def produce_paced(
         rows = zip(keys[i:end], values[i:end], kinds[i:end], strict=True)
         for key, value, kind in rows:
             partition = int(key[3:]) % symbols
+            full_since: float | None = None
             while True:
                 try:
                     prod.produce(topics[kind], value=value, key=key, partition=partition)
                     break
                 except BufferError:
+                    full_since = full_since or time.monotonic()
+                    if time.monotonic() - full_since > QUEUE_FULL_LIMIT_S:
+                        raise SystemExit(
+                            f"the producer's queue stayed full for {QUEUE_FULL_LIMIT_S:g} s: "
+                            "is the broker still alive?"
+                        ) from None
                     prod.poll(0.01)
         prod.poll(0)
         pause = started + (i + per_slice) / rate - time.monotonic()
