@@ -34,6 +34,7 @@ from harness.collector.client import (
     CollectorProcess,
     CollectorSnapshot,
     collector_cost,
+    describe_cost,
 )
 from harness.collector.completeness import LossReport, compare, in_flight_window_s
 from harness.collector.launch import CollectorDeployment, start_collector
@@ -582,6 +583,9 @@ class HarnessRun:
             f"{action.label} ({symbols} symbols): "
             f"[{colour}]{evaluation.verdict}[/] {evaluation.summary}"
         )
+        cost_line = describe_cost(self.collector_costs.get(action.label, {}))
+        if cost_line is not None:
+            self.console.print(f"{action.label}: {cost_line}")
 
     def _hook_values(self, plan_values: dict[str, str]) -> dict[str, str]:
         """Every placeholder of HOOK_PLACEHOLDERS: the run's endpoints and files, the plan's

@@ -79,18 +79,34 @@ class CollectorCounters:
 
 
 def collector_cost(start: CollectorCounters, end: CollectorCounters) -> dict[str, Any]:
-    """The collector's CPU between two counter readings: seconds, messages consumed, and us
-    per message (None when the collector reports no CPU time or consumed nothing)."""
+    """The collector's CPU between two counter readings: seconds, messages consumed, us per
+    message, and cores (CPU seconds per second between the readings, summed over shards, so
+    it can exceed 1). A figure is None when the collector reports no CPU time, consumed
+    nothing or no time passed."""
     messages = end.consumed_messages - start.consumed_messages
     known = start.cpu_ns > 0 and end.cpu_ns > 0
     cpu_s = (end.cpu_ns - start.cpu_ns) / 1e9 if known else None
+    wall_s = (end.t_ns - start.t_ns) / 1e9
     return {
         "collector_cpu_seconds": cpu_s,
         "collector_messages": messages,
         "collector_cpu_us_per_message": (
             cpu_s * 1e6 / messages if cpu_s is not None and messages > 0 else None
         ),
+        "collector_cpu_cores": cpu_s / wall_s if cpu_s is not None and wall_s > 0 else None,
     }
+
+
+def describe_cost(cost: Mapping[str, Any]) -> str | None:
+    """One line on the harness's own cost over a hold, or None when it is not known."""
+    cores = cost.get("collector_cpu_cores")
+    per_message = cost.get("collector_cpu_us_per_message")
+    if cores is None or per_message is None:
+        return None
+    return (
+        f"harness cost: the collector used {cores:.0%} of a core, {per_message:.1f} us CPU a "
+        f"message ({cost.get('collector_messages', 0):,} messages, librdkafka included)"
+    )
 
 
 def _mapping_json(mapping: FieldMapping | Mapping[str, Any] | None) -> str | None:

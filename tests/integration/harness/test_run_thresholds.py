@@ -194,6 +194,7 @@ def test_broken_stage_steps_back_verify_holds_hook_runs_exit_1(
         cost = stages[label]["resources"]
         assert abs(cost["collector_messages"] - stages[label]["messages"]) <= 1_000
         assert cost["collector_cpu_seconds"] > 0 and cost["collector_cpu_us_per_message"] > 0
+        assert cost["collector_cpu_cores"] > 0
 
     # Locust ran headless beside the run: its shape's users followed the stages (2 symbols,
     # then 4, then back to 2 for the verify hold).

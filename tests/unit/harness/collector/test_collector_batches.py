@@ -6,7 +6,7 @@ from typing import Any
 
 from confluent_kafka import KafkaError, Message
 
-from harness.collector.client import CollectorCounters, collector_cost
+from harness.collector.client import CollectorCounters, collector_cost, describe_cost
 from harness.collector.process import Collector
 from ingest.records import FeedRecord
 
@@ -48,10 +48,12 @@ def test_error_events_and_null_values_are_read_one_by_one() -> None:
 
 def test_counters_report_the_process_cpu_and_collector_cost_divides_it() -> None:
     ticks = iter([2_000_000_000, 2_500_000_000])
-    collector = Collector(cpu_clock=lambda: next(ticks))
+    now = [10_000_000_000]
+    collector = Collector(clock=lambda: now[0], cpu_clock=lambda: next(ticks))
     collector.set_stage("s")
     before = collector.counters()
     collector.on_messages([Message(topic="t", key=b"A", value=value(i)) for i in range(1, 6)], 1)
+    now[0] += 2_000_000_000
     after = collector.counters()
     assert (before["cpu_ns"], after["cpu_ns"]) == (2_000_000_000, 2_500_000_000)
     cost = collector_cost(counters(before), counters(after))
@@ -59,10 +61,19 @@ def test_counters_report_the_process_cpu_and_collector_cost_divides_it() -> None
         "collector_cpu_seconds": 0.5,
         "collector_messages": 5,
         "collector_cpu_us_per_message": 100_000.0,
+        "collector_cpu_cores": 0.25,
     }
+    assert describe_cost(cost) == (
+        "harness cost: the collector used 25% of a core, 100000.0 us CPU a message "
+        "(5 messages, librdkafka included)"
+    )
     unknown = collector_cost(counters({**before, "cpu_ns": 0}), counters(after))
     assert unknown["collector_cpu_seconds"] is None
     assert unknown["collector_cpu_us_per_message"] is None
+    assert unknown["collector_cpu_cores"] is None
+    assert describe_cost(unknown) is None
+    no_time = collector_cost(counters(before), counters({**after, "t_ns": before["t_ns"]}))
+    assert no_time["collector_cpu_cores"] is None and no_time["collector_cpu_seconds"] == 0.5
 
 
 def counters(reply: dict[str, Any]) -> CollectorCounters:
