@@ -27,6 +27,7 @@ Target: collector + sampler <= 2 us/msg. Exit status 1 when missed (full mode on
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import platform
 import random
@@ -35,6 +36,7 @@ import sys
 import tempfile
 import time
 import timeit
+from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
@@ -175,37 +177,41 @@ def run(
     return cpu / len(values) * 1e6, collector.decoder
 
 
-def through_kafka(values: list[bytes], keys: list[bytes], rate: int, symbols: int) -> None:
-    """The whole collector process, librdkafka included: a local 1-broker Kafka, the feed
-    topics, the partitions of `symbols` symbols assigned (as a stage of that many symbols
-    does), the records produced from this process paced at `rate` msg/s in 10 ms slices; the
-    collector's own CPU time (its counters) per message consumed. Informational: the broker,
-    this producer and the collector share the machine."""
-    with tempfile.TemporaryDirectory(prefix="bench-collector-kafka-") as tmp:
+@contextlib.contextmanager
+def local_feed_broker(prefix: str) -> Iterator[str]:
+    """A local 1-broker Kafka in a temporary directory with the feed topics (one partition
+    per symbol) ready to produce to; yields its bootstrap address and stops it on exit."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
         kafka = LocalKafka(state_dir=Path(tmp), jars_dir=kafka_jars(), heap_mb=512)
         try:
             print("starting a local Kafka broker ...")
             bootstrap = kafka.up(brokers=1, timeout_s=180).bootstrap
             ensure_topics(bootstrap, feed_topic_specs(1))
             wait_until_producible(bootstrap, 1)
-            topics = topic_names()
-            collector = CollectorProcess(bootstrap, list(topics.values()), all_partitions=False)
-            with collector:
-                collector.assign(list(range(symbols)))
-                collector.stage("bench")
-                before = collector.counters()
-                kinds = [str(orjson.loads(value)["type"]) for value in values]
-                sent_s = produce_paced(bootstrap, values, keys, kinds, topics, rate, symbols)
-                deadline = time.monotonic() + 120
-                while collector.counters().consumed_messages - before.consumed_messages < len(
-                    values
-                ):
-                    if time.monotonic() > deadline:
-                        raise SystemExit("the collector did not consume every record in 120 s")
-                    time.sleep(0.1)
-                cost = collector_cost(before, collector.counters())
+            yield bootstrap
         finally:
             kafka.down()
+
+
+def through_kafka(values: list[bytes], keys: list[bytes], rate: int, symbols: int) -> None:
+    """The whole collector process, librdkafka included: a local 1-broker Kafka, the feed
+    topics, the partitions of `symbols` symbols assigned (as a stage of that many symbols
+    does), the records produced from this process paced at `rate` msg/s in 10 ms slices; the
+    collector's own CPU time (its counters) per message consumed. Informational: the broker,
+    this producer and the collector share the machine."""
+    with local_feed_broker("bench-collector-kafka-") as bootstrap:
+        topics = list(topic_names().values())
+        with CollectorProcess(bootstrap, topics, all_partitions=False) as collector:
+            collector.assign(list(range(symbols)))
+            collector.stage("bench")
+            before = collector.counters()
+            sent_s = produce_paced(bootstrap, values, keys, rate, symbols)
+            deadline = time.monotonic() + 120
+            while collector.counters().consumed_messages - before.consumed_messages < len(values):
+                if time.monotonic() > deadline:
+                    raise SystemExit("the collector did not consume every record in 120 s")
+                time.sleep(0.1)
+            cost = collector_cost(before, collector.counters())
     us = cost["collector_cpu_us_per_message"]
     print(
         f"through Kafka: {len(values):,} records over {symbols} partitions x 3 topics, produced "
@@ -216,15 +222,12 @@ def through_kafka(values: list[bytes], keys: list[bytes], rate: int, symbols: in
 
 
 def produce_paced(
-    bootstrap: str,
-    values: list[bytes],
-    keys: list[bytes],
-    kinds: list[str],
-    topics: dict[str, str],
-    rate: int,
-    symbols: int,
+    bootstrap: str, values: list[bytes], keys: list[bytes], rate: int, symbols: int
 ) -> float:
-    """Produce `values` at `rate` msg/s in 10 ms slices; the seconds it took."""
+    """Produce `values` to their type's feed topic, key SYMnnn to partition nnn mod `symbols`,
+    at `rate` msg/s in 10 ms slices; the seconds it took."""
+    topics = topic_names()
+    kinds = [str(orjson.loads(value)["type"]) for value in values]
     prod = producer(bootstrap, {"linger.ms": 5, "acks": "all", "enable.idempotence": True})
     per_slice = max(1, rate // 100)
     started = time.monotonic()

@@ -34,14 +34,19 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-import orjson  # noqa: E402
-from bench_collector import RATE, SYMBOLS, cpu_model, make_values, produce_paced  # noqa: E402
+from bench_collector import (  # noqa: E402
+    RATE,
+    SYMBOLS,
+    cpu_model,
+    local_feed_broker,
+    make_values,
+    produce_paced,
+)
 from confluent_kafka import Message  # noqa: E402
 
 from harness.collector._fastdecode import byte_count  # noqa: E402
@@ -52,8 +57,7 @@ from harness.collector.process import (  # noqa: E402
     start_offsets,
 )
 from harness.infra.kafka_clients import consumer  # noqa: E402
-from harness.infra.kafka_local import LocalKafka, kafka_jars  # noqa: E402
-from harness.infra.topics import ensure_topics, feed_topic_specs, wait_until_producible  # noqa: E402
+from harness.infra.kafka_local import kafka_jars  # noqa: E402
 from ingest.kafka_out import topic_names  # noqa: E402
 
 JAVA_SOURCE = ROOT / "bench" / "probe" / "KafkaClientFloor.java"
@@ -109,9 +113,15 @@ def java_command(
     ]
 
 
-def probe(client: str, bootstrap: str, args: argparse.Namespace, records: Any, build: Path) -> None:
+def probe(
+    client: str,
+    bootstrap: str,
+    args: argparse.Namespace,
+    values: list[bytes],
+    keys: list[bytes],
+    build: Path,
+) -> None:
     """Run one client against freshly produced records and print its figure."""
-    values, keys, kinds = records
     topics = list(topic_names().values())
     total = len(values)
     n = total - args.warm
@@ -133,7 +143,7 @@ def probe(client: str, bootstrap: str, args: argparse.Namespace, records: Any, b
         assert child.stdout is not None
         if child.stdout.readline().strip() != "ready":
             raise SystemExit(f"the {client} consumer did not start (exit {child.wait(30)})")
-        took = produce_paced(bootstrap, values, keys, kinds, topic_names(), args.rate, args.symbols)
+        took = produce_paced(bootstrap, values, keys, args.rate, args.symbols)
         ready, _, _ = select.select([child.stdout], [], [], REPORT_TIMEOUT_S)
         line = child.stdout.readline() if ready else ""
         if not line:
@@ -175,18 +185,12 @@ def main() -> int:
         )
     print(f"machine: {cpu_model()}; generating {args.warm + args.messages:,} records ...")
     values, keys, _ = make_values(args.warm + args.messages)
-    kinds = [str(orjson.loads(value)["type"]) for value in values]
-    with tempfile.TemporaryDirectory(prefix="probe-kafka-clients-") as tmp:
-        kafka = LocalKafka(state_dir=Path(tmp) / "kafka", jars_dir=kafka_jars(), heap_mb=512)
-        try:
-            print("starting a local Kafka broker ...")
-            bootstrap = kafka.up(brokers=1, timeout_s=180).bootstrap
-            ensure_topics(bootstrap, feed_topic_specs(1))
-            wait_until_producible(bootstrap, 1)
-            for client in clients:
-                probe(client, bootstrap, args, (values, keys, kinds), Path(tmp))
-        finally:
-            kafka.down()
+    with (
+        local_feed_broker("probe-kafka-clients-") as bootstrap,
+        tempfile.TemporaryDirectory(prefix="probe-java-build-") as build,
+    ):
+        for client in clients:
+            probe(client, bootstrap, args, values, keys, Path(build))
     return 0
 
 
