@@ -4,6 +4,11 @@ Threads: the ingestion loop (IngestCore.run), the metrics/admin HTTP server, and
 Redis snapshotter. Signals: SIGHUP reloads the symbol set from the config's symbols source
 without a restart; SIGTERM/SIGINT stop reading, flush the producer (nothing in flight lost) and
 exit. `POST /admin/symbols` sets the symbol set live (how the harness ramps 50 -> 495).
+
+`/metrics` carries the core's own families (`IngestMetrics`), the pool's and processors'
+counters, and the Kafka producer's librdkafka statistics (`kafka_producer_*`, refreshed every
+`kafka.statistics_interval_ms`, 1 s by default; digested on the ingest loop thread inside
+`poll`).
 """
 
 from __future__ import annotations
@@ -23,7 +28,13 @@ from ingest.feed.connection import BackoffPolicy, FeedConnection, SubscriptionPo
 from ingest.feed.fieldset import select_update_fields_command
 from ingest.feed.state import SymbolStates
 from ingest.kafka_out import KafkaOutput
-from ingest.metrics import IngestMetrics, MetricsServer
+from ingest.metrics import (
+    IngestMetrics,
+    MetricFamily,
+    MetricsServer,
+    plain_families,
+    producer_families,
+)
 from ingest.process import Processor, ProcessStats
 from ingest.records import FeedRecord
 from ingest.signals import SignalRelay
@@ -68,6 +79,7 @@ class IngestApp:
             overrides=config.kafka.producer,
             queue_max_messages=config.kafka.queue_max_messages,
             producers=config.kafka.producers,
+            statistics_interval_ms=config.kafka.statistics_interval_ms,
             clock_ns=clock_ns,
             on_delivery=self._on_delivery,
         )
@@ -140,9 +152,9 @@ class IngestApp:
             "memory_per_symbol_bytes": self.states.memory_report(),
         }
 
-    def _extra_metrics(self) -> dict[str, float]:
+    def _extra_metrics(self) -> list[MetricFamily]:
         stats = self.process_stats()
-        return {
+        plain = {
             "ingest_connection_reconnects_total": float(self.core.reconnects),
             "ingest_lines_total": float(self.core.lines_read),
             "ingest_truncated_lines_discarded_total": float(
@@ -150,6 +162,7 @@ class IngestApp:
             ),
             **{f"ingest_{k}": float(v) for k, v in stats.counters().items()},
         }
+        return plain_families(plain) + producer_families(self.output.producer_figures())
 
     def start(self) -> None:
         self.server.start()

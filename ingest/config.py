@@ -47,6 +47,12 @@ class KafkaSettings(BaseModel):
         le=64,
         description="idempotent producers, partition p on producer p % n (see ingest.kafka_out)",
     )
+    statistics_interval_ms: int = Field(
+        default=1000,
+        ge=0,
+        description="librdkafka statistics.interval.ms: the kafka_producer_* figures on "
+        "/metrics are refreshed this often (0 = off, no kafka_producer_* metrics)",
+    )
 
 
 class MetricsSettings(BaseModel):

@@ -23,12 +23,16 @@ Owns the producer settings and the hand-over of `FeedRecord`s to librdkafka (con
 - a bounded local queue (`queue.buffering.max.messages` / `.kbytes`). When it is full
   (`BufferError`) `send` polls (serving delivery reports, which frees space) and retries:
   the caller blocks, memory stays bounded, nothing is dropped;
-- delivery reports counted (delivered; failed by error name); `flush(timeout)` drains.
+- delivery reports counted (delivered; failed by error name); `flush(timeout)` drains;
+- librdkafka statistics (`statistics_interval_ms` > 0; off by default here, on in `ingest run`
+  via `KafkaSettings.statistics_interval_ms`): each producer's document is digested by
+  `ingest.producer_stats` as it arrives (the callback runs inside librdkafka's poll: `poll`,
+  `flush` or a back-pressure wait in `send`, on the caller's thread) and only the digest is
+  kept; `producer_figures()` merges the producers' for any thread.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -37,6 +41,7 @@ from typing import Any
 
 from confluent_kafka import KafkaError, Message, Producer
 
+from ingest.producer_stats import ProducerFigures, StatisticsDigest, merged, parse_statistics
 from ingest.records import TOPIC_BY_TYPE, FeedRecord
 
 log = logging.getLogger(__name__)
@@ -121,7 +126,8 @@ class KafkaOutput:
         self.clock_ns = clock_ns
         self.on_delivery = on_delivery
         self.stats = DeliveryStats()
-        self.last_statistics: list[dict[str, Any]] = [{} for _ in range(producers)]
+        self.statistics: list[StatisticsDigest | None] = [None] * producers
+        """Each producer's latest statistics digest (None until its first document)."""
         self.config = producer_config(
             bootstrap,
             # The bound is for the whole output: each producer holds its share of it.
@@ -202,14 +208,23 @@ class KafkaOutput:
             "backpressure_waits": self.stats.backpressure_waits,
         }
 
+    def producer_figures(self) -> ProducerFigures | None:
+        """The producers' latest statistics figures merged; None before any statistics.
+
+        Safe from any thread: each digest is immutable and replaced whole."""
+        return merged(digest.figures if digest else None for digest in list(self.statistics))
+
     def describe(self) -> dict[str, Any]:
         """Settings in force plus what the broker granted each producer, if known.
 
         `idempotence_state` / `producer_id` are the first producer's; `producers` lists all.
         """
         granted = [
-            {"idempotence_state": eos.get("idemp_state"), "producer_id": eos.get("producer_id")}
-            for eos in (stats.get("eos", {}) for stats in self.last_statistics)
+            {
+                "idempotence_state": digest.idempotence_state if digest else None,
+                "producer_id": digest.producer_id if digest else None,
+            }
+            for digest in self.statistics
         ]
         return {"config": dict(self.config), **granted[0], "producers": granted}
 
@@ -225,4 +240,8 @@ class KafkaOutput:
             self.on_delivery(name)
 
     def _on_statistics(self, index: int, text: str) -> None:
-        self.last_statistics[index] = json.loads(text)
+        try:
+            self.statistics[index] = parse_statistics(text)
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            # A document we cannot read costs the figures of one interval, never the producer.
+            log.warning("producer %d: unreadable librdkafka statistics: %r", index, exc)

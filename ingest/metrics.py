@@ -9,6 +9,10 @@ Owns:
   at most every FLUSH_INTERVAL_NS from the loop (`flush_due`);
 - counters: feed messages, records by type, errors by reason, reconnects, gaps, Kafka
   deliveries ok / failed by error, and the producer queue length (a gauge read on demand);
+- the Kafka producer's librdkafka figures (`ingest.producer_stats`) as the cross-core
+  `kafka_producer_*` families (`producer_families`; names in PRODUCER_METRICS);
+- extra families from the composition root (`MetricsServer(extra_metrics=...)`, labelled or
+  plain via `plain_families`), rendered after and replacing own families of the same name;
 - `MetricsServer`: a stdlib HTTP server in a thread (loopback by default) serving
   `GET /metrics` (Prometheus text format 0.0.4, lag summaries with quantiles
   0.5/0.95/0.99/0.999 from the histograms), `GET /healthz`, `GET /admin/state` and
@@ -30,6 +34,7 @@ import numpy as np
 import numpy.typing as npt
 from hdrh.histogram import HdrHistogram
 
+from ingest.producer_stats import ProducerFigures, WindowQuantiles
 from ingest.records import FeedRecord
 
 log = logging.getLogger(__name__)
@@ -278,12 +283,10 @@ class IngestMetrics:
             samples,
         )
 
-    def render(self, extra: Mapping[str, float] | None = None) -> str:
-        """Prometheus text; `extra` adds plain samples (a name replaces a family of that name)."""
+    def render(self, extra: Iterable[MetricFamily] = ()) -> str:
+        """Prometheus text; `extra` families are added (one of an own name replaces it)."""
         fams = {f.name: f for f in self.families()}
-        for name, value in (extra or {}).items():
-            kind = "counter" if name.endswith("_total") else "gauge"
-            fams[name] = MetricFamily(name, kind, name.replace("_", " ") + ".", [({}, value)])
+        fams.update((f.name, f) for f in extra)
         return render_prometheus(fams.values())
 
 
@@ -299,6 +302,101 @@ class MetricFamily:
         self.kind = kind
         self.help_text = help_text
         self.samples = samples
+
+
+def plain_families(values: Mapping[str, float]) -> list[MetricFamily]:
+    """One unlabelled sample per name: `*_total` names are counters, the others gauges."""
+    return [
+        MetricFamily(
+            name,
+            "counter" if name.endswith("_total") else "gauge",
+            name.replace("_", " ") + ".",
+            [({}, value)],
+        )
+        for name, value in values.items()
+    ]
+
+
+PRODUCER_METRICS = (
+    "kafka_producer_produce_requests_total",
+    "kafka_producer_records_sent_total",
+    "kafka_producer_queue_time_seconds",
+    "kafka_producer_rtt_seconds",
+    "kafka_producer_requests_in_flight",
+    "kafka_producer_queue_records",
+)
+"""The Kafka producer families, a cross-core convention (the harness scrapes these names from
+any core under test): keep names, types and units."""
+MAX_OF_QUANTILES = "with several brokers or producers, the max of each quantile"
+
+
+def producer_families(figures: ProducerFigures | None) -> list[MetricFamily]:
+    """The `kafka_producer_*` families of the producers' latest librdkafka statistics.
+
+    None (no statistics yet) gives no family; a window without samples in the last interval
+    gives no quantile family: nothing is exported that is not known."""
+    if figures is None:
+        return []
+    requests, records, queue_time, rtt, in_flight, queued = PRODUCER_METRICS
+    fams = [
+        MetricFamily(
+            requests,
+            "counter",
+            "ProduceRequests sent (librdkafka brokers[].req.Produce, "
+            "summed over brokers and producers).",
+            [({}, figures.produce_requests)],
+        ),
+        MetricFamily(
+            records,
+            "counter",
+            "Records transmitted to the brokers (librdkafka txmsgs, summed over producers; "
+            "a retried record counts again).",
+            [({}, figures.records_sent)],
+        ),
+    ]
+    if figures.queue_time is not None:
+        fams.append(
+            MetricFamily(
+                queue_time,
+                "gauge",
+                "Time records waited in the producer's partition queues in the last statistics "
+                f"interval (librdkafka int_latency); {MAX_OF_QUANTILES}.",
+                _quantile_samples(figures.queue_time),
+            )
+        )
+    if figures.rtt is not None:
+        fams.append(
+            MetricFamily(
+                rtt,
+                "gauge",
+                "Broker round-trip time of the producer's requests in the last statistics "
+                f"interval (librdkafka rtt); {MAX_OF_QUANTILES}.",
+                _quantile_samples(figures.rtt),
+            )
+        )
+    fams += [
+        MetricFamily(
+            in_flight,
+            "gauge",
+            "Requests sent and awaiting a reply now (librdkafka waitresp_cnt, "
+            "summed over brokers and producers).",
+            [({}, figures.requests_in_flight)],
+        ),
+        MetricFamily(
+            queued,
+            "gauge",
+            "Records in the producer queues now (librdkafka msg_cnt, summed over producers).",
+            [({}, figures.queue_records)],
+        ),
+    ]
+    return fams
+
+
+def _quantile_samples(window: WindowQuantiles) -> Samples:
+    return [
+        ({"quantile": "0.5"}, window.p50_us / 1_000_000),
+        ({"quantile": "0.99"}, window.p99_us / 1_000_000),
+    ]
 
 
 def render_prometheus(families: Iterable[MetricFamily]) -> str:
@@ -350,7 +448,7 @@ class MetricsServer:
         on_symbols: SymbolsCallback | None = None,
         state: JsonCallback | None = None,
         health: JsonCallback | None = None,
-        extra_metrics: Callable[[], Mapping[str, float]] | None = None,
+        extra_metrics: Callable[[], Iterable[MetricFamily]] | None = None,
     ) -> None:
         self.metrics = metrics
         self.on_symbols = on_symbols
@@ -390,7 +488,7 @@ class MetricsServer:
         self._httpd.server_close()
 
     def render_metrics(self) -> str:
-        extra = dict(self.extra_metrics()) if self.extra_metrics is not None else {}
+        extra = list(self.extra_metrics()) if self.extra_metrics is not None else []
         return self.metrics.render(extra)
 
 

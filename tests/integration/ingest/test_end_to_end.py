@@ -116,6 +116,17 @@ def test_level1_and_level2_end_to_end(
                     return bool(records["trade"] >= 30 and records["depth"] >= 40)
 
                 wait_until(enough, 120, "records from the core")
+                # librdkafka's statistics (on by default, every second) reach /metrics
+                wait_until(
+                    lambda: ingest.metrics().get("kafka_producer_records_sent_total", 0) > 0,
+                    60,
+                    "the producer's statistics on /metrics",
+                )
+                scraped = ingest.metrics()
+                assert scraped["kafka_producer_produce_requests_total"] > 0
+                assert {"kafka_producer_requests_in_flight", "kafka_producer_queue_records"} <= set(
+                    scraped
+                )
                 feed.control.pause()  # the witness then holds everything the core could get
                 code, stopped = ingest.terminate()
                 end_ns = time.time_ns()

@@ -1,5 +1,6 @@
 """KafkaOutput against a real broker: partition per symbol from the config, key = symbol,
-acks=all + idempotence in force, delivery counts, back-pressure without loss, flush drains."""
+acks=all + idempotence in force, delivery counts, back-pressure without loss, flush drains,
+librdkafka's statistics digested into the figures /metrics exports."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import orjson
 import pytest
 
 from ingest.kafka_out import KafkaOutput, producer_config, topic_names
+from ingest.producer_stats import ProducerFigures
 from ingest.records import FeedRecord
 from ingest.symbols import SymbolPartitions, stable_partition
 from tests.integration.ingest.conftest import read_back
@@ -142,3 +144,49 @@ def test_flush_drains_without_poll(feed_topics: str) -> None:
     assert out.flush(60) == 0
     assert out.queue_length() == 0
     assert out.stats_json()["delivered"] == 500
+
+
+def test_statistics_count_requests_and_records(feed_topics: str) -> None:
+    """Two producers, statistics every 200 ms: ProduceRequests and records sent count up, the
+    queue-time and round-trip windows fill while records flow, and once everything is
+    delivered and a later document has arrived, records sent = records delivered."""
+    table = SymbolPartitions.load()
+    symbols = table.symbols()[:40]
+    assert {table.partition_of(s) % 2 for s in symbols} == {0, 1}
+    out = KafkaOutput(feed_topics, table.partition_of, statistics_interval_ms=200, producers=2)
+    seen: list[ProducerFigures] = []
+
+    def observe() -> None:
+        figures = out.producer_figures()
+        if figures is not None and (not seen or figures != seen[-1]):
+            seen.append(figures)
+
+    run = uuid.uuid4().hex
+    deadline = time.monotonic() + 120
+    batch = 0
+    # Send batches until a document has sampled both windows (records flowed in its interval).
+    while not any(f.queue_time and f.rtt for f in seen):
+        assert time.monotonic() < deadline, f"no document with both windows: {seen[-3:]}"
+        for record in _records(f"{run}-{batch}", symbols, per_symbol=3):
+            out.send(record)
+        batch += 1
+        out.poll(0.05)
+        observe()
+    assert out.flush(60) == 0
+    delivered = out.stats.delivered
+    assert delivered == out.stats.produced == batch * len(symbols) * 3
+    # txmsgs counts a record when it is written to a request, so a document emitted after
+    # the last transmission holds all of them.
+    while not (seen and seen[-1].records_sent == delivered and seen[-1].queue_records == 0):
+        assert time.monotonic() < deadline, f"statistics never caught up: {seen[-3:]}"
+        out.poll(0.05)
+        observe()
+    last = seen[-1]
+    assert last.records_sent == delivered and out.stats.failed == {}
+    assert 0 < last.produce_requests <= delivered  # at least one record per ProduceRequest
+    for before, after in itertools.pairwise(seen):  # the cumulative figures never go back
+        assert after.produce_requests >= before.produce_requests
+        assert after.records_sent >= before.records_sent
+    # Both producers own some of the partitions, so the figures are a sum over both.
+    digests = [d for d in out.statistics if d is not None]
+    assert len(digests) == 2 and all(d.figures.records_sent > 0 for d in digests)

@@ -20,6 +20,7 @@ from ingest.metrics import (
     MetricsServer,
     new_histogram,
     parse_symbols_body,
+    plain_families,
     quantile_values,
     record_many,
 )
@@ -108,7 +109,9 @@ def test_counters_and_exposition_parse() -> None:
     metrics.count_gap(2)
     metrics.count_delivery(None)
     metrics.count_delivery("_MSG_TIMED_OUT")
-    parsed = parse_exposition(metrics.render({"ingest_lines_total": 42.0, "ingest_up": 1.0}))
+    parsed = parse_exposition(
+        metrics.render(plain_families({"ingest_lines_total": 42.0, "ingest_up": 1.0}))
+    )
     assert parsed["ingest_messages_total"] == [({}, 10.0)]
     assert dict((lbl["type"], v) for lbl, v in parsed["ingest_records_total"]) == {
         "trade": 1.0,
@@ -164,7 +167,7 @@ def server() -> Iterator[tuple[MetricsServer, list[list[str]]]]:
         0,
         on_symbols=on_symbols,
         state=state,
-        extra_metrics=lambda: {"ingest_reconnects_total": 5.0},
+        extra_metrics=lambda: plain_families({"ingest_reconnects_total": 5.0}),
     )
     srv.start()
     try:
