@@ -10,16 +10,79 @@ import logging
 import signal
 import sys
 import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, TypeVar
 
 import click
 from rich.console import Console
+from rich.markup import escape
+from rich.status import Status
 
 from feed_sim import __version__
 from feed_sim.server.app import FeedSimServer
 from harness.defaults import FEED_PORTS
 
-console = Console(stderr=True, highlight=False)
+if TYPE_CHECKING:
+    from feed_sim.generate.tape_gen import SymbolDay
+
+console = Console(stderr=True, highlight=False, soft_wrap=True)
+"""stderr; lines are not wrapped (in a log file each message stays one line)."""
+T = TypeVar("T")
+
+PROGRESS_EVERY_S = 0.5
+"""Seconds between plain progress lines when stderr is not a terminal (a log file)."""
+
+
+class StartupProgress:
+    """What `serve` does before it listens: a live status line on a terminal; in a log file
+    plain lines (each step's first and last, and at most one per PROGRESS_EVERY_S between),
+    which the harness's FeedSimProcess relays while it waits."""
+
+    def __init__(self, out: Console) -> None:
+        self.out = out
+        self._status: Status | None = None
+        self._last = 0.0
+
+    def __enter__(self) -> StartupProgress:
+        if self.out.is_terminal:
+            self._status = self.out.status("starting...")
+            self._status.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._status is not None:
+            self._status.stop()
+
+    def update(self, text: str, force: bool = False) -> None:
+        """The current step and how far it is (replaces the previous one on a terminal)."""
+        if self._status is not None:
+            self._status.update(escape(text))
+            return
+        now = time.monotonic()
+        if force or now - self._last >= PROGRESS_EVERY_S:
+            self._last = now
+            self.note(text)
+
+    def note(self, text: str) -> None:
+        """A line that stays, also on a terminal."""
+        self.out.print(text, markup=False, highlight=False, soft_wrap=True)
+
+    def warn(self, text: str) -> None:
+        self.out.print(f"warning: {text}", markup=False, soft_wrap=True, style="yellow")
+
+    def count(self, items: Iterable[T], total: int, label: str) -> Iterator[T]:
+        """`items`, reporting `label: n/total symbols` as each one is taken and processed."""
+        self.update(f"{label}: 0/{total} symbols", force=True)
+        for n, item in enumerate(items, 1):
+            yield item
+            self.update(f"{label}: {n}/{total} symbols", force=n == total)
 
 
 def previous_weekday(today: dt.date | None = None) -> dt.date:
@@ -65,8 +128,8 @@ def main() -> None:
     "tapes",
     multiple=True,
     type=click.Path(exists=True, dir_okay=False),
-    help="Tape file(s) to serve. Default: a generated session of every symbol of "
-    "config/production_symbols.json (cached under .cache/feed_sim).",
+    help="Tape file(s) to serve. Default: a generated session of --symbols production "
+    "symbols (config/production_symbols.json), cached under .cache/tapes.",
 )
 @click.option(
     "--symbols",
@@ -157,7 +220,16 @@ def serve(
     duration: float | None,
     status_every: float,
 ) -> None:
-    """Serve the IQFeed ports until Ctrl-C / SIGTERM (clean shutdown)."""
+    """Serve the IQFeed ports until Ctrl-C / SIGTERM (clean shutdown).
+
+    Without --tape it serves a generated session: --symbols production symbols, --minutes
+    from the open of the last weekday, --seed. Generated sessions are cached in .cache/tapes/
+    of the checkout ($FEED_SIM_CACHE_DIR overrides it), one file per symbols, minutes, seed,
+    session day and generator version (a hash of feed_sim/generate's code and data and of
+    numpy's version), so only the first start of a weekday generates; the 6 most recently used
+    are kept, an unreadable one is regenerated. To clear it: rm -rf .cache/tapes (make clean
+    removes all of .cache).
+    """
     from feed_sim.server.app import ServeConfig
     from feed_sim.server.engine import RateSettings
 
@@ -180,8 +252,8 @@ def serve(
             with console.status("loading tapes..."):
                 loaded = server.load_tapes(tapes)
         else:
-            with console.status(f"generating {n_symbols} symbols x {minutes:g} min..."):
-                loaded = _load_default_market(server, n_symbols, minutes, seed)
+            with StartupProgress(console) as progress:
+                loaded = _load_default_market(server, n_symbols, minutes, seed, progress)
         # The loaded markets live as long as the process: keep them out of the collector's
         # full passes, which would otherwise stall the pacer for tens of ms at a time.
         gc.collect()
@@ -229,24 +301,74 @@ def serve(
             await server.close()
             console.print("feed-sim stopped")
 
+    # Until the loop takes SIGTERM over (add_signal_handler above), a SIGTERM unwinds instead
+    # of killing outright, so the session cache's temp file is removed.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     asyncio.run(run())
 
 
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 def _load_default_market(
-    server: FeedSimServer, n_symbols: int, minutes: float, seed: int
+    server: FeedSimServer, n_symbols: int, minutes: float, seed: int, progress: StartupProgress
 ) -> list[str]:
     """The embedded default: a generated session of the production symbols from the open of
-    the last weekday, loaded as columns (no tape file)."""
-    from feed_sim.generate.tape_gen import generate_days
+    the last weekday, loaded as columns (no tape file). Read from the session cache when it
+    holds this session (feed_sim/generate/cache.py), else generated and cached on the way."""
+    from feed_sim.generate.cache import (
+        CacheError,
+        GenerationInputs,
+        cache_path,
+        read_session,
+        write_through,
+    )
     from feed_sim.generate.universe import load_symbols, select_symbols
 
     specs = select_symbols(load_symbols(), n_symbols)
-    days = generate_days(specs, previous_weekday(), seed, duration_s=minutes * 60)
-    server.engine.load_generated(days)
+    inputs = GenerationInputs(tuple(specs), previous_weekday(), seed, duration_s=minutes * 60)
+    what = f"{n_symbols} symbols x {minutes:g} min of {inputs.day}, seed {seed}"
+    path = cache_path(inputs)
+    started = time.monotonic()
+    days: list[SymbolDay] | None = None
+    if path.is_file():
+        label = f"reading cached session {path.name}"
+        progress.update(f"{label}: 0/{n_symbols} symbols", force=True)
+        try:
+            days = read_session(
+                path, inputs, lambda n: progress.update(f"{label}: {n}/{n_symbols} symbols")
+            )
+        except CacheError as exc:
+            progress.warn(f"{exc}; generating the session again")
+    if days is not None:
+        taken = _taken(days)  # each symbol's columns freed once the engine has its own
+        server.engine.load_generated(progress.count(taken, n_symbols, f"loading {what}"))
+        progress.note(f"loaded cached session {path} ({time.monotonic() - started:.1f} s)")
+    else:
+        failures: list[str] = []
+
+        def cache_failed(message: str) -> None:
+            failures.append(message)
+            progress.warn(message)
+
+        generated = write_through(path, inputs, inputs.generate(), cache_failed)
+        server.engine.load_generated(progress.count(generated, n_symbols, f"generating {what}"))
+        progress.note(
+            f"generated {what} in {time.monotonic() - started:.1f} s"
+            + ("; not cached" if failures else f"; cached as {path}")
+        )
     server.engine.tape_sources.append(
         f"generated: {n_symbols} symbols, {minutes:g} min from the open, seed {seed}"
     )
     return [s.symbol for s in specs]
+
+
+def _taken(items: list[T]) -> Iterator[T]:
+    """The items of `items` in order, each removed from the list as it is handed out."""
+    items.reverse()
+    while items:
+        yield items.pop()
 
 
 @main.command()

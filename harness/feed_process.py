@@ -5,7 +5,9 @@ gevent). It starts paused, on free loopback ports by default (the control port p
 `free_ports`, retried with another if it was taken before feed_sim bound it; the four IQConnect
 ports bound as port 0 and read back from the control API's `/status`), serving the scenario's
 tapes or the generated default session (`--symbols/--minutes/--seed`), at the scenario's rate.
-`start()` returns once the control API answers; the stage runner then drives it through
+`start()` returns once the control API answers (a generated session takes seconds to generate
+or to read from feed_sim's session cache, then to load; `start(on_progress=...)` gets each line
+feed_sim logs meanwhile, e.g. for a status line); the stage runner then drives it through
 `control` (symbols, rate, stage, start).
 `stop()` sends SIGTERM (clean shutdown), KILL after the timeout. Output goes to
 `<run_dir>/logs/feed_sim.log`.
@@ -16,6 +18,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -32,6 +35,29 @@ BIND_ATTEMPTS = 3
 process took it between `free_ports` and feed_sim's bind; Kafka clients open ephemeral ports
 all the time)."""
 BIND_ERROR = "Address already in use"
+
+
+class LogLines:
+    """The complete lines appended to a log file after an offset; each `read()` returns the
+    ones not returned before (stripped, empty ones left out)."""
+
+    def __init__(self, path: Path, offset: int = 0) -> None:
+        self.path = path
+        self.offset = offset
+
+    def read(self) -> list[str]:
+        try:
+            with self.path.open("rb") as f:
+                f.seek(self.offset)
+                data = f.read()
+        except OSError:
+            return []
+        end = data.rfind(b"\n")
+        if end < 0:
+            return []  # a line still being written
+        self.offset += end + 1
+        lines = data[:end].decode(errors="replace").splitlines()
+        return [line.strip() for line in lines if line.strip()]
 
 
 class FeedSimProcess:
@@ -103,8 +129,15 @@ class FeedSimProcess:
             ]  # fmt: skip
         return argv
 
-    def start(self) -> FeedEndpoints:
-        """Start feed_sim (paused); returns its endpoints once the control API answers."""
+    def start(self, on_progress: Callable[[str], None] | None = None) -> FeedEndpoints:
+        """Start feed_sim (paused); returns its endpoints once the control API answers.
+
+        `on_progress` receives, in order, each line feed_sim writes to its log while it starts
+        (what it generates or loads and how far, a cache warning), the last ones right after
+        the API answered; e.g. a rich status shows the newest with
+        `status.update(rich.markup.escape(line))` (raw log text may hold brackets). feed_sim
+        is stopped if it raises.
+        """
         if self.alive():
             raise InfraError(f"feed_sim is already running (PID {self.pid})")
         attempts = 1 if self.ports else BIND_ATTEMPTS
@@ -116,13 +149,16 @@ class FeedSimProcess:
             self.process = start_process(self.argv, self.log)
             control = FeedSimControl(f"http://{self.host}:{control_port}", timeout_s=10)
             try:
-                status = self._wait_status(control)
+                status = self._wait_status(control, LogLines(self.log, log_start), on_progress)
                 break
             except InfraError:
                 self.stop(timeout_s=5)
                 lost_port = BIND_ERROR in self._log_since(log_start)
                 if not lost_port or attempt == attempts:
                     raise
+            except BaseException:
+                self.stop(timeout_s=5)
+                raise
         try:
             bound = status["ports"]
             self._endpoints = FeedEndpoints(
@@ -149,9 +185,20 @@ class FeedSimProcess:
         except OSError:
             return ""
 
-    def _wait_status(self, control: FeedSimControl) -> dict[str, Any]:
+    def _wait_status(
+        self,
+        control: FeedSimControl,
+        log: LogLines,
+        on_progress: Callable[[str], None] | None,
+    ) -> dict[str, Any]:
+        def relay() -> None:
+            if on_progress is not None:
+                for line in log.read():
+                    on_progress(line)
+
         deadline = time.monotonic() + self.startup_timeout_s
         while True:
+            relay()
             if not self.alive():
                 code = None if self.process is None else self.process.poll()
                 raise InfraError(
@@ -159,9 +206,12 @@ class FeedSimProcess:
                     f"answered{log_tail(self.log)}"
                 )
             try:
-                return control.status()
+                status = control.status()
             except ControlClientError:
                 pass
+            else:
+                relay()
+                return status
             if time.monotonic() > deadline:
                 raise InfraError(
                     f"feed_sim's control API at {control.base_url} did not answer within "
