@@ -144,6 +144,8 @@ class StageResult:
     verify: bool
     broken: tuple[str, ...] = ()
     early_abort: str | None = None
+    inconclusive: tuple[str, ...] = ()
+    """Names of the checks that made the hold inconclusive (generator guard, test bed)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -279,8 +281,11 @@ class StagePlan:
         self._event("early_abort", reason=reason)
         return self._end_hold()
 
-    def submit(self, verdict: Verdict, broken: Sequence[str] = ()) -> list[Action]:
-        """The verdict of the hold that `Evaluate` asked for; returns the next actions."""
+    def submit(
+        self, verdict: Verdict, broken: Sequence[str] = (), inconclusive: Sequence[str] = ()
+    ) -> list[Action]:
+        """The verdict of the hold that `Evaluate` asked for (with the names of the checks
+        that failed it or made it inconclusive); returns the next actions."""
         if self._phase is not Phase.EVALUATE:
             raise RuntimeError(f"no evaluation pending (phase {self._phase})")
         reason, self._early_abort = self._early_abort, None
@@ -294,6 +299,7 @@ class StagePlan:
             self._verifying,
             tuple(broken),
             reason,
+            tuple(inconclusive),
         )
         self.results.append(result)
         self._event("stage_ended", verdict=verdict.value, broken=list(broken))

@@ -16,6 +16,7 @@ import dataclasses
 import datetime as dt
 import json
 import logging
+import os
 import shlex
 import signal
 import subprocess
@@ -26,8 +27,9 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 
-from harness import hdr, paths
+from harness import hdr, paths, testbed
 from harness.collector.client import (
     CollectorCounters,
     CollectorError,
@@ -38,13 +40,23 @@ from harness.collector.client import (
 )
 from harness.collector.completeness import LossReport, compare, in_flight_window_s
 from harness.collector.launch import CollectorDeployment, start_collector
+from harness.defaults import COMPOSE_KAFKA_PORTS
+from harness.diagnosis import Diagnosis, HoldEvidence, diagnose
 from harness.exit_codes import ExitCode
 from harness.feed_process import FeedSimProcess
 from harness.infra.errors import InfraError
 from harness.infra.kafka_clients import client_logs_to
 from harness.infra.kafka_local import LocalKafka
 from harness.infra.ports import LOOPBACK
-from harness.infra.topics import ensure_topics, feed_topic_specs, wait_until_producible
+from harness.infra.topics import (
+    LOG_APPEND_TIME,
+    ensure_topics,
+    feed_topic_specs,
+    lag_basis,
+    set_log_append_time,
+    timestamp_types,
+    wait_until_producible,
+)
 from harness.plan import (
     Evaluate,
     Finish,
@@ -57,14 +69,21 @@ from harness.plan import (
 )
 from harness.results.hlog import append_intervals
 from harness.results.junit import write_junit
-from harness.results.plots import plot_lag_over_time, plot_percentile_spectrum, plot_resources
+from harness.results.plots import (
+    plot_cpu_by_part,
+    plot_lag_over_time,
+    plot_percentile_spectrum,
+    plot_resources,
+)
 from harness.results.summary import SummaryWriter, run_metadata, stage_entry, write_atomic
-from harness.sampler import ResourceSampler
-from harness.scenario import Scenario
+from harness.sampler import ResourceSample, ResourceSampler
+from harness.scenario import ReferenceSut, Scenario
 from harness.sut.base import KafkaEndpoints, SutError, start_process, stop_process
 from harness.sut.command import command_values, expand_text
 from harness.sut.factory import make_sut
+from harness.sut_metrics import MetricsScraper, producer_figures
 from harness.symbols import load_universe
+from harness.testbed import HostLoad, Part, PartsCpu, TestBedLoad
 from harness.thresholds import (
     LagPercentiles,
     StageEvaluation,
@@ -77,6 +96,27 @@ from harness.thresholds import (
 from harness.verdict import run_verdict
 
 log = logging.getLogger(__name__)
+
+
+def _lag(
+    measure: Any, name: str, pct: dict[str, dict[str, int]] | None = None
+) -> LagPercentiles | None:
+    """One measure's percentiles, None when it has no samples."""
+    values = (pct if pct is not None else measure.percentiles()).get(name)
+    return LagPercentiles.from_dict(values) if values and values["count"] else None
+
+
+def _cores(percent: float | None) -> float | None:
+    """CPU percent (100 = one core) as cores."""
+    return None if percent is None else percent / 100
+
+
+DRAIN_MARGIN_NS = 100_000_000
+"""At the end of a hold, the collector's stage stays open until it has seen a record appended
+this long after the hold ended (what the SUT had in hand then is in the stage)."""
+DRAIN_MAX_S = 5.0
+"""...but no longer than this (a SUT that produces nothing more): then the event
+`collector_not_drained` is recorded and the loss tolerance covers what is still in flight."""
 
 
 class RunInterrupted(Exception):
@@ -163,6 +203,10 @@ class HarnessRun:
         reads right after the stage commands (so within a poll batch of the hold's edges)."""
         self._last_consumed: tuple[int, int] | None = None
         """(t_ns, consumed messages) of the previous progress line: the received rate."""
+        self.parts: PartsCpu | None = None
+        """The test bed's parts the sampler reads (harness.testbed)."""
+        self.lag_basis: dict[str, Any] = {}
+        """Where the SUT's lag ends (harness.infra.topics.lag_basis), once topics are known."""
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -242,6 +286,14 @@ class HarnessRun:
                 limits={"rss_mb": rss_limit * 1024} if rss_limit else None,
                 title=f"{self.scenario.name}: SUT memory and network",
             )
+            self._plot(
+                plot_cpu_by_part,
+                plots / "cpu-by-part.png",
+                rows,
+                cores=os.cpu_count() or 1,
+                boundaries=self.stage_starts,
+                title=f"{self.scenario.name}: CPU by part of the test bed",
+            )
 
     _verdict_text = "not judged"
 
@@ -254,17 +306,21 @@ class HarnessRun:
                 state = kafka.up(brokers=infra.brokers)
             self.ctx.bootstrap = state.bootstrap
             brokers = state.broker_count
+        elif infra.mode == "compose":  # the stack of compose/ (its advertised listeners)
+            self.ctx.bootstrap = ",".join(f"localhost:{port}" for port in COMPOSE_KAFKA_PORTS)
+            brokers = len(COMPOSE_KAFKA_PORTS)
         else:
             self.ctx.bootstrap = infra.bootstrap or ""
             brokers = len(self.ctx.bootstrap.split(","))
-        partitions = len(self.universe.symbols)
-        ensure_topics(self.ctx.bootstrap, feed_topic_specs(brokers, partitions))
+        self._provision_topics(brokers)
         with self.console.status("waiting until Kafka accepts idempotent producers..."):
             waited = wait_until_producible(self.ctx.bootstrap, brokers)
         self.summary.add_event("kafka_ready", bootstrap=self.ctx.bootstrap, waited_s=waited)
-        with self.console.status("starting feed_sim..."):
+        with self.console.status("starting feed_sim...") as spinner:
             self.ctx.feed = FeedSimProcess(self.scenario, self.run_dir)
-            self.ctx.feed.start()
+            self.ctx.feed.start(
+                on_progress=lambda line: spinner.update(f"starting feed_sim: {escape(line)}")
+            )
         status = self.ctx.feed.control.status()
         self.summary.add_event(
             "feed_sim_started",
@@ -293,11 +349,77 @@ class HarnessRun:
         self.summary.add_event("collector_started", **deployment.describe())
         if self.ui_port is not None or self.scenario.outputs.locust:
             self._start_locust(self.ui_port)
+        self.parts = PartsCpu(self._test_bed_parts(), self.clock_ns)
         self.ctx.sampler = ResourceSampler(
             sut_pids=sut.pids,
             feed=self.ctx.feed.control,
             kafka_bytes=self.ctx.collector.consumed_bytes,
+            parts=self.parts,
+            host=HostLoad(),
+            sut_metrics=MetricsScraper(sut.metrics_url),
         )
+
+    def _provision_topics(self, brokers: int) -> None:
+        """The SUT's topics: created where the harness may (local and compose modes, or
+        `infra.create_topics`) with LogAppendTime, so its lag ends at the broker's append
+        (contract 3); then what each topic stamps is read and the run says where lag ends."""
+        infra, mapping = self.scenario.infra, self.scenario.sut.record_mapping
+        topics = list(mapping.topics)
+        managed = infra.mode != "external"
+        if managed or infra.create_topics:
+            partitions = mapping.topic_partitions or len(self.universe.symbols)
+            exact = isinstance(self.scenario.sut, ReferenceSut) or mapping.partitions == "universe"
+            with self.console.status(f"creating topics {', '.join(topics)}..."):
+                ensure_topics(
+                    self.ctx.bootstrap,
+                    feed_topic_specs(brokers, partitions, names=tuple(topics)),
+                    exact_partitions=exact,
+                )
+        else:
+            self._require_topics(topics)
+        types = timestamp_types(self.ctx.bootstrap, topics)
+        stale = [t for t, kind in types.items() if kind != LOG_APPEND_TIME]
+        if managed and stale:  # the harness's own topics, made before this contract
+            set_log_append_time(self.ctx.bootstrap, stale)
+            self.summary.add_event("topics_set_to_log_append_time", topics=stale)
+            types = timestamp_types(self.ctx.bootstrap, topics)
+        self.lag_basis = lag_basis(types)
+        self.summary.set_run_field("lag_basis", self.lag_basis)
+        self.console.print(self.lag_basis["note"])
+
+    def _require_topics(self, topics: list[str]) -> None:
+        """InfraError naming the SUT's topics that do not exist (infra.create_topics false)."""
+        from harness.infra.kafka_clients import admin_client
+
+        try:
+            existing = admin_client(self.ctx.bootstrap).list_topics(timeout=30).topics
+        except Exception as exc:  # KafkaException: the cluster did not answer
+            raise InfraError(f"cannot reach Kafka at {self.ctx.bootstrap}: {exc}") from exc
+        missing = [t for t in topics if t not in existing]
+        if missing:
+            raise InfraError(
+                f"topics not found on {self.ctx.bootstrap}: {', '.join(missing)} (the SUT's "
+                "record_mapping.topics); create them, or set infra.create_topics: true"
+            )
+
+    def _test_bed_parts(self) -> dict[str, Part]:
+        """Every part of the test bed the harness knows by PID (harness.testbed)."""
+        feed, sut, deployment = self.ctx.feed, self.ctx.sut, self.ctx.collector_deployment
+        parts: dict[str, Part] = {}
+        if feed is not None and feed.pid is not None:
+            parts["feed_sim"] = Part([feed.pid])
+        if sut is not None:
+            parts["sut"] = Part(sut.pids, harness=False)
+        if self.ctx.kafka is not None:
+            state = self.ctx.kafka.load_state()
+            for node in state.nodes if state is not None else []:
+                parts[f"broker-{node.node_id}"] = Part([node.pid])
+        if deployment is not None:
+            parts["collector"] = Part(deployment.pids())
+        if self.ctx.locust is not None:
+            parts["locust"] = Part([self.ctx.locust.pid])
+        parts["runner"] = Part([os.getpid()], tree=False)
+        return parts | testbed.declared_parts(self.scenario.test_bed)
 
     def _start_locust(self, web_port: int | None) -> None:
         """Locust in its own process (harness.locust_process) following live.json: headless
@@ -422,6 +544,12 @@ class HarnessRun:
             self.measuring = action.label
         elif isinstance(action, StopMeasuring):
             feed.control.stage(f"{action.label}-after")
+            # The collector reads with throughput settings: records appended before now reach
+            # it up to its delivery hop later. Close its stage once it has seen a record
+            # appended DRAIN_MARGIN_NS after now (every record the SUT appended in time, read).
+            drained = collector.wait_until_seen(self.clock_ns() + DRAIN_MARGIN_NS, DRAIN_MAX_S)
+            if not drained:
+                self.summary.add_event("collector_not_drained", label=action.label)
             collector.stage(None)
             started = self._collector_at_start.pop(action.label, None)
             if started is not None:
@@ -443,23 +571,66 @@ class HarnessRun:
         assert feed is not None and collector is not None
         snapshot = collector.snapshot()
         sent = feed.control.counters(action.label)
-        resources = (
-            self.ctx.sampler.window(sent.started_ns, sent.ended_ns or self.clock_ns())
-            if self.ctx.sampler is not None
-            else {}
-        )
+        ended_ns = sent.ended_ns or self.clock_ns()
+        sampler = self.ctx.sampler
+        resources = sampler.window(sent.started_ns, ended_ns) if sampler is not None else {}
         resources |= self.collector_costs.get(action.label, {})
-        total = snapshot.measure.histograms["total"]
+        samples = sampler.samples_since(sent.started_ns, ended_ns) if sampler is not None else []
+        test_bed = TestBedLoad.from_samples(
+            samples, os.cpu_count() or 1, self.parts.harness_parts if self.parts else ()
+        )
+        judgement = testbed.judge(test_bed, self.scenario.test_bed)
+        producer = producer_figures([(r.t_ns, r.sut_metrics) for r in samples if r.sut_metrics])
+        resources["test_bed"] = {**test_bed.to_json(), "judgement": judgement.message}
+        resources["producer"] = producer
+        histograms = snapshot.measure.histograms
+        # A record of the hold may still be on its way when the hold is judged: the SUT's lag
+        # plus the harness consumer's (delivery) bounds how long.
         in_flight_s = in_flight_window_s(
-            int(total.get_max_value()) if total.get_total_count() else None
+            sum(int(histograms[m].get_max_value()) for m in ("total", "delivery"))
+            if histograms["total"].get_total_count()
+            else None
         )
         loss = compare(snapshot.completeness, sent, in_flight_s=in_flight_s)
         measurement = self._measurement(action, snapshot, sent, resources, loss)
         evaluation = evaluate(measurement, self.scenario.thresholds)
+        evaluation = testbed.apply(evaluation, judgement, self.scenario.test_bed)
         if self.sut_dead:
             evaluation = self._sut_exited(evaluation)
-        self._record_stage(plan, action, snapshot, sent, resources, evaluation, loss)
-        return list(plan.submit(evaluation.verdict, evaluation.broken))
+        diagnosis = diagnose(
+            HoldEvidence(
+                total=measurement.total,
+                hops={
+                    "network": measurement.network,
+                    "processing": measurement.processing,
+                    "kafka": measurement.kafka,
+                },
+                delivery=_lag(snapshot.measure, "delivery"),
+                basis=snapshot.measure.basis,
+                generator_lateness_p99_us=measurement.generator_lateness_p99_us,
+                sut_cpu_cores_mean=_cores(resources.get("cpu_percent_mean")),
+                sut_cpu_cores_max=_cores(resources.get("cpu_percent_max")),
+                producer=producer,
+                test_bed=test_bed,
+                judgement=judgement,
+            )
+        )
+        self._record_stage(
+            plan, action, snapshot, sent, resources, evaluation, loss, diagnosis, test_bed
+        )
+        self._keep_sut_metrics(action.label, samples)
+        return list(plan.submit(evaluation.verdict, evaluation.broken, evaluation.inconclusive))
+
+    def _keep_sut_metrics(self, label: str, samples: list[ResourceSample]) -> None:
+        """The hold's scrapes of the SUT's metrics, one JSON line each, in sut-metrics.jsonl."""
+        lines = [
+            json.dumps({"label": label, "t_ns": r.t_ns, "samples": r.sut_metrics})
+            for r in samples
+            if r.sut_metrics
+        ]
+        if lines:
+            with (self.run_dir / "sut-metrics.jsonl").open("a", encoding="utf-8") as out:
+                out.write("\n".join(lines) + "\n")
 
     @staticmethod
     def _sut_exited(evaluation: StageEvaluation) -> StageEvaluation:
@@ -484,8 +655,7 @@ class HarnessRun:
         pct = measure.percentiles()
 
         def lag(name: str) -> LagPercentiles | None:
-            values = pct.get(name)
-            return LagPercentiles.from_dict(values) if values and values["count"] else None
+            return _lag(measure, name, pct)
 
         duration_s = max(1e-9, ((sent.ended_ns or self.clock_ns()) - sent.started_ns) / 1e9)
         expected = action.expected_messages
@@ -528,8 +698,10 @@ class HarnessRun:
         snapshot: CollectorSnapshot,
         sent: Any,
         resources: dict[str, Any],
-        evaluation: Any,
+        evaluation: StageEvaluation,
         loss: LossReport,
+        diagnosis: Diagnosis,
+        test_bed: TestBedLoad,
     ) -> None:
         verdicts = [dataclasses.asdict(r) for r in evaluation.results]
         symbols = len(plan.stage_symbols[action.stage_index])
@@ -546,6 +718,8 @@ class HarnessRun:
             started_ns=sent.started_ns,
             ended_ns=sent.ended_ns,
         )
+        entry["diagnosis"] = diagnosis.to_json()
+        entry["lag_basis"] = {**snapshot.measure.basis, "note": self.lag_basis.get("note")}
         self.summary.add_stage(entry, snapshot.measure.histograms)
         self.stage_measures.append(snapshot.measure)
         self.stage_starts.append((action.label, sent.started_ns))
@@ -574,6 +748,8 @@ class HarnessRun:
                 "verdict": str(evaluation.verdict),
                 "thresholds": verdicts,
                 "duration_s": (sent.ended_ns - sent.started_ns) / 1e9 if sent.ended_ns else 0.0,
+                "diagnosis": diagnosis.line,
+                "lag_basis": self.lag_basis.get("note"),
             }
         )
         if self.scenario.outputs.junit:
@@ -583,9 +759,15 @@ class HarnessRun:
             f"{action.label} ({symbols} symbols): "
             f"[{colour}]{evaluation.verdict}[/] {evaluation.summary}"
         )
-        cost_line = describe_cost(self.collector_costs.get(action.label, {}))
+        self.console.print(f"{action.label}: diagnosis: {diagnosis.line}", highlight=False)
+        self.console.print(f"{action.label}: {test_bed.describe()}", highlight=False)
+        delivery = _lag(snapshot.measure, "delivery")
+        cost_line = describe_cost(
+            self.collector_costs.get(action.label, {}),
+            None if delivery is None else delivery.p99,
+        )
         if cost_line is not None:
-            self.console.print(f"{action.label}: {cost_line}")
+            self.console.print(f"{action.label}: {cost_line}", highlight=False)
 
     def _hook_values(self, plan_values: dict[str, str]) -> dict[str, str]:
         """Every placeholder of HOOK_PLACEHOLDERS: the run's endpoints and files, the plan's

@@ -10,7 +10,10 @@ Each sample (`ResourceSample`) reads:
 - feed bytes/s to the SUT from feed_sim's control API (`FeedBytes`: the current stage's
   `bytes_written` counter, accumulated across stage switches) -> Mbps;
 - Kafka bytes/s out of the SUT from a callable returning a cumulative byte count (the
-  collector's consumed key + value bytes, `CollectorProcess.consumed_bytes`) -> Mbps.
+  collector's consumed key + value bytes, `CollectorProcess.consumed_bytes`) -> Mbps;
+- optionally the test bed (harness.testbed): the cores of each part (feed_sim, SUT, brokers,
+  collector, Locust, the runner) and the host's busy cores, steal and run queue; and the SUT's
+  Prometheus metrics (harness.sut_metrics), kept per sample.
 A rate is None in the first sample and whenever its source failed (feed_sim unreachable).
 
 Process-tree CPU is accumulated per (pid, create_time): a process seen in both samples adds
@@ -60,6 +63,14 @@ class ResourceSample:
     cpu_percent_host: float | None = None
     """CPU of the SUT as a share of all host cores, 100 = all busy."""
     processes: int | None = None
+    parts_cores: dict[str, float | None] | None = None
+    """Cores used by each part of the test bed since the previous sample (harness.testbed)."""
+    host_busy_cores: float | None = None
+    host_steal_ratio: float | None = None
+    run_queue: int | None = None
+    """Runnable tasks on the host at the sample (/proc/stat procs_running)."""
+    sut_metrics: dict[str, float] | None = None
+    """The SUT's Prometheus samples at this second (None: no metrics_url, or no answer)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,12 +91,36 @@ class UsageSource(Protocol):
 PidsArg = Callable[[], Iterable[int]] | Iterable[int]
 
 
+class PartsReader(Protocol):
+    def read(self) -> dict[str, float | None]:
+        """Cores used by each part since the previous read."""
+
+
+@dataclass(frozen=True, slots=True)
+class HostReading:
+    """The host's busy cores and stolen share since the previous read, and its run queue."""
+
+    busy_cores: float | None
+    steal_ratio: float | None
+    run_queue: int
+
+
+class HostReader(Protocol):
+    def read(self) -> HostReading:
+        """The host's busy cores and steal since the previous read, and its run queue."""
+
+
 class ProcessTreeUsage:
     """psutil usage of the process trees under the given root PIDs."""
 
-    def __init__(self, pids: PidsArg, clock: Callable[[], int] = time.time_ns) -> None:
+    def __init__(
+        self, pids: PidsArg, clock: Callable[[], int] = time.time_ns, *, descendants: bool = True
+    ) -> None:
+        """`descendants=False`: the root processes alone (e.g. the runner, whose children
+        are the other parts)."""
         self._pids = pids
         self._clock = clock
+        self._descendants = descendants
         self._cpu: dict[tuple[int, float], float] = {}
         self._cumulative = 0.0
         self._last_ns: int | None = None
@@ -99,7 +134,8 @@ class ProcessTreeUsage:
         seen: dict[int, psutil.Process] = {}
         for pid in self.roots():
             try:
-                tree = [psutil.Process(p) for p in _tree_pids(pid)]
+                pids = _tree_pids(pid) if self._descendants else [pid]
+                tree = [psutil.Process(p) for p in pids]
             except (psutil.NoSuchProcess, psutil.AccessDenied):
                 continue
             for proc in tree:
@@ -254,7 +290,13 @@ class ResourceSampler:
         clock: Callable[[], int] = time.time_ns,
         sleep: Callable[[float], Any] | None = None,
         cpu_count: int | None = None,
+        parts: PartsReader | None = None,
+        host: HostReader | None = None,
+        sut_metrics: Callable[[], dict[str, float] | None] | None = None,
     ) -> None:
+        """`parts` / `host`: the test bed's CPU by part and the host's load
+        (harness.testbed.PartsCpu / HostLoad); `sut_metrics`: a scraper of the SUT's
+        Prometheus endpoint (harness.sut_metrics.MetricsScraper)."""
         if usage is None and sut_pids is not None:
             usage = ProcessTreeUsage(sut_pids, clock)
         self.usage = usage
@@ -262,6 +304,9 @@ class ResourceSampler:
             feed if feed is None or _is_byte_source(feed) else FeedBytes(feed)
         )
         self.kafka_bytes = kafka_bytes
+        self.parts = parts
+        self.host = host
+        self.sut_metrics = sut_metrics
         self.interval_s = interval_s
         self.clock = clock
         self._stop = threading.Event()
@@ -304,6 +349,7 @@ class ResourceSampler:
         cpu = self._rate("cpu", None if usage is None else usage.cpu_seconds, t_ns)
         feed = self._rate("feed", self._read(self.feed_bytes), t_ns)
         kafka = self._rate("kafka", self._read(self.kafka_bytes), t_ns)
+        host = self.host.read() if self.host is not None else None
         sample = ResourceSample(
             t_ns=t_ns,
             rss_bytes=None if usage is None else usage.rss_bytes,
@@ -313,6 +359,11 @@ class ResourceSampler:
             threads=None if usage is None else usage.threads,
             cpu_percent_host=None if cpu is None else cpu * 100 / self.cpu_count,
             processes=None if usage is None else usage.processes,
+            parts_cores=self.parts.read() if self.parts is not None else None,
+            host_busy_cores=None if host is None else host.busy_cores,
+            host_steal_ratio=None if host is None else host.steal_ratio,
+            run_queue=None if host is None else host.run_queue,
+            sut_metrics=self.sut_metrics() if self.sut_metrics is not None else None,
         )
         with self._lock:
             self._samples.append(sample)

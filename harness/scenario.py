@@ -19,7 +19,7 @@ import string
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Final, Literal
+from typing import Annotated, Any, ClassVar, Final, Literal
 
 import yaml
 from pydantic import (
@@ -187,6 +187,13 @@ class FeedConfig(_Strict):
 # --- system under test --------------------------------------------------------------------
 
 
+Family = Literal["l1", "l2"]
+
+
+def _reference_families() -> dict[str, Family]:
+    return {"trade": "l1", "quote": "l1", "depth": "l2"}
+
+
 class RecordMapping(_Strict):
     """Where the collector finds its fields in the SUT's Kafka record values (contract 4).
 
@@ -201,17 +208,26 @@ class RecordMapping(_Strict):
     produced_ns: str | None = "produced_ns"
     type: str | None = "type"
     time_unit_ns: int = Field(default=1, ge=1)
+    families: dict[str, Family] = Field(default_factory=_reference_families)
+    """Value of the `type` field -> what feed_sim counted it as: "l1" (Level 1, seq = the
+    TickID) or "l2" (Level 2). Records without a type (`type: null`, or the field absent)
+    count as Level 1."""
     topics: list[str] = Field(default_factory=lambda: list(FEED_TOPICS), min_length=1)
     partitions: Literal["all", "universe"] = "all"
     """"universe": the core writes each symbol to its partition from the symbols file (as the
     reference core does), so the collector reads only the stage's symbols' partitions; "all":
     unknown, read every partition of `topics` (each fetch then covers all of them)."""
+    topic_partitions: int | None = Field(default=None, ge=1)
+    """Partitions of each of `topics` when the harness creates them (local and compose modes,
+    or `infra.create_topics` in external mode); None = one per symbol of the universe."""
 
     def field_mapping(self) -> Any:
         """The collector's FieldMapping for these keys (imported lazily: numpy, orjson)."""
         from harness.collector.mapping import FieldMapping
 
-        return FieldMapping.from_dict(self.model_dump(exclude={"topics", "partitions"}))
+        return FieldMapping.from_dict(
+            self.model_dump(exclude={"topics", "partitions", "topic_partitions"})
+        )
 
 
 class ReloadConfig(_Strict):
@@ -272,6 +288,8 @@ class CommandSut(_Strict):
     cwd: Path | None = None
     env: dict[str, str] = Field(default_factory=dict)
     admin_url: str | None = None
+    metrics_url: str | None = None
+    """The core's Prometheus text endpoint, scraped once a second (see scenarios/README.md)."""
     reload: ReloadConfig = ReloadConfig()
     record_mapping: RecordMapping = RecordMapping()
     startup_timeout_s: float = Field(default=60.0, gt=0)
@@ -291,6 +309,7 @@ class ContainerSut(_Strict):
     env: dict[str, str] = Field(default_factory=dict)
     network_mode: str = "host"
     admin_url: str | None = None
+    metrics_url: str | None = None
     reload: ReloadConfig = ReloadConfig()
     record_mapping: RecordMapping = RecordMapping()
     startup_timeout_s: float = Field(default=120.0, gt=0)
@@ -401,6 +420,37 @@ class RollbackConfig(_Strict):
         return None if value is None else _check_template(value, HOOK_PLACEHOLDERS)
 
 
+class TestBedPart(_Strict):
+    """A process of the test bed the harness did not start, e.g. a Kafka broker of your own on
+    this host (external mode), so its CPU is accounted for and judged as the test bed's."""
+
+    __test__: ClassVar[bool] = False  # not a pytest class, whatever its name
+
+    pids: list[int] = Field(default_factory=list)
+    match: str | None = Field(default=None, min_length=1)
+    """A text in the command line of the part's processes (looked up every 10 s)."""
+    sut: bool = False
+    """True: this process is part of the system under test, not of the test bed."""
+
+
+class TestBedConfig(_Strict):
+    """When a failing stage is the test bed's fault, not the SUT's (harness.testbed)."""
+
+    __test__: ClassVar[bool] = False  # not a pytest class, whatever its name
+
+    enabled: bool = True
+    busy_ratio: float = Field(default=0.9, gt=0, le=1)
+    """The host counts as saturated at this mean share of its cores busy over the hold..."""
+    steal_ratio: float = Field(default=0.05, gt=0, le=1)
+    """...or at this mean share of CPU time stolen by the hypervisor."""
+    harness_share: float = Field(default=0.5, gt=0, le=1)
+    """A FAIL on a saturated host is INCONCLUSIVE when the harness's own parts (feed_sim,
+    collector, local brokers, Locust, the runner, and `parts`) took at least this share of the
+    busy CPU."""
+    parts: dict[str, TestBedPart] = Field(default_factory=dict)
+    """More parts of the test bed, by PID or command line (their names are shown as given)."""
+
+
 class EarlyAbortConfig(_Strict):
     """The "lost beyond doubt" rule of harness.thresholds.beyond_doubt()."""
 
@@ -459,6 +509,7 @@ class Scenario(_Strict):
     thresholds: Thresholds = Thresholds()
     rollback: RollbackConfig = RollbackConfig()
     early_abort: EarlyAbortConfig = EarlyAbortConfig()
+    test_bed: TestBedConfig = TestBedConfig()
     collector: CollectorConfig = CollectorConfig()
     outputs: OutputsConfig = OutputsConfig()
 

@@ -123,6 +123,11 @@ class StageEvaluation:
         return tuple(r.name for r in self.results if r.verdict is Verdict.FAIL)
 
     @property
+    def inconclusive(self) -> tuple[str, ...]:
+        """Names of the checks that were inconclusive (the generator guard, the test bed)."""
+        return tuple(r.name for r in self.results if r.verdict is Verdict.INCONCLUSIVE)
+
+    @property
     def summary(self) -> str:
         """One line: the verdict and the messages of what did not pass."""
         bad = [r.message for r in self.results if r.verdict is not Verdict.PASS]

@@ -7,8 +7,9 @@ Precedence, most severe first: 2 > 1 > 5 > 0.
   feed), or the policy was abort / continue (no rollback, so no verified recovery).
 - 1 ROLLED_BACK: a stage failed and the verify hold at the last good stage PASSED. Exit 1 is
   only ever given for a recovery that was measured.
-- 5 INCONCLUSIVE: no stage failed but one was inconclusive (the load generator fell behind),
-  or no stage was judged at all.
+- 5 INCONCLUSIVE: no stage failed but one was inconclusive (the load generator fell behind,
+  or a failing stage ran on a test bed saturated mostly by the harness's own parts), or no
+  stage was judged at all.
 - 0 PASSED: every stage of the scenario was judged and passed.
 
 Why a failure outranks an inconclusive stage: a broken threshold is a valid measurement of
@@ -22,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from harness.exit_codes import ExitCode
-from harness.plan import PlanOutcome, RollbackOutcome
+from harness.plan import PlanOutcome, RollbackOutcome, StageResult
 from harness.thresholds import Verdict
 
 
@@ -56,7 +57,11 @@ def run_verdict(outcome: PlanOutcome, stage_count: int | None = None) -> RunVerd
     if inconclusive:
         return RunVerdict(
             ExitCode.INCONCLUSIVE,
-            f"{', '.join(inconclusive)} inconclusive: the load generator fell behind",
+            "; ".join(
+                f"{s.label} inconclusive: {_why_inconclusive(s)}"
+                for s in stages
+                if s.verdict is Verdict.INCONCLUSIVE
+            ),
         )
     if not stages:
         return RunVerdict(ExitCode.INCONCLUSIVE, "no stage was judged")
@@ -65,6 +70,18 @@ def run_verdict(outcome: PlanOutcome, stage_count: int | None = None) -> RunVerd
             ExitCode.INCONCLUSIVE, f"only {len(stages)} of {stage_count} stages were judged"
         )
     return RunVerdict(ExitCode.PASSED, f"all {len(stages)} stages passed")
+
+
+INCONCLUSIVE_BECAUSE = {
+    "generator_lateness_p99_ms_max": "the load generator fell behind",
+    "achieved_rate_ratio_min": "the load generator fell behind",
+    "test_bed": "the test bed was saturated, mostly by the harness's own parts",
+}
+
+
+def _why_inconclusive(stage: StageResult) -> str:
+    reasons = dict.fromkeys(INCONCLUSIVE_BECAUSE.get(n, n) for n in stage.inconclusive)
+    return "; ".join(reasons) or "the load generator or the test bed fell short"
 
 
 def exit_code(outcome: PlanOutcome, stage_count: int | None = None) -> ExitCode:

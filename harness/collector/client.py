@@ -27,6 +27,7 @@ import queue
 import subprocess
 import sys
 import threading
+import time
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -76,6 +77,8 @@ class CollectorCounters:
     t_ns: int
     cpu_ns: int = 0
     """The collector processes' CPU time (summed over shards); 0 if not reported."""
+    watermark_ns: int = 0
+    """The latest broker append time among the records consumed (the earliest over shards)."""
 
 
 def collector_cost(start: CollectorCounters, end: CollectorCounters) -> dict[str, Any]:
@@ -97,15 +100,24 @@ def collector_cost(start: CollectorCounters, end: CollectorCounters) -> dict[str
     }
 
 
-def describe_cost(cost: Mapping[str, Any]) -> str | None:
-    """One line on the harness's own cost over a hold, or None when it is not known."""
+def describe_cost(cost: Mapping[str, Any], delivery_p99_us: int | None = None) -> str | None:
+    """One line on the harness's own cost over a hold, or None when it is not known;
+    `delivery_p99_us`: how long after the broker's append the collector saw records (P99),
+    which is how far the live P99 and the early abort lag behind."""
     cores = cost.get("collector_cpu_cores")
     per_message = cost.get("collector_cpu_us_per_message")
     if cores is None or per_message is None:
         return None
+    behind = (
+        f"; it saw records {delivery_p99_us / 1000:,.0f} ms (P99) after the broker appended "
+        "them, so the live P99 and the early abort lag by that much"
+        if delivery_p99_us is not None
+        else ""
+    )
     return (
         f"harness cost: the collector used {cores:.0%} of a core, {per_message:.1f} us CPU a "
         f"message ({cost.get('collector_messages', 0):,} messages, librdkafka included)"
+        f"{behind}"
     )
 
 
@@ -279,7 +291,19 @@ class CollectorProcess:
             reply["live_p99_us"],
             int(reply["t_ns"]),
             int(reply.get("cpu_ns", 0)),
+            int(reply.get("watermark_ns", 0)),
         )
+
+    def wait_until_seen(self, t_ns: int, timeout_s: float, poll_s: float = 0.05) -> bool:
+        """Wait until the collector has consumed a record appended at or after `t_ns` (so
+        every record appended before it has been read); False after `timeout_s` (a SUT that
+        produces nothing more, or a collector that reads slowly)."""
+        deadline = time.monotonic() + timeout_s
+        while self.counters().watermark_ns < t_ns:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(poll_s)
+        return True
 
     def consumed_bytes(self) -> int:
         """Key + value bytes consumed since start (the sampler's Kafka-out source)."""

@@ -1,9 +1,10 @@
 """Completeness by sequence (contract 5): received, gaps, duplicates, reordering; loss vs sent.
 
 Sequences are tracked per key (symbol, family). The family of a record comes from its type
-through a configurable table; by default the reference core's trade and quote records share
-one family ("l1", both carry the symbol's IQFeed TickID) and depth has its own ("l2", the
-core's per-symbol Level 2 counter).
+through a configurable table (the scenario's `record_mapping.families`); by default the
+reference core's trade and quote records share one family ("l1", both carry the symbol's
+IQFeed TickID) and depth has its own ("l2", the core's per-symbol Level 2 counter). A record
+without a type (a core that stamps none) is "l1".
 
 Per key the state is exact and compact: lowest and highest seq seen, counters, and the HOLES
 -- missing seq ranges inside [low, high] as sorted, disjoint (first, last) intervals -- rather
@@ -40,6 +41,9 @@ from harness.collector.batching import PendingColumns
 
 DEFAULT_FAMILIES: Mapping[str, str] = {"trade": "l1", "quote": "l1", "depth": "l2"}
 """Record type -> sequence family (types not listed are their own family)."""
+UNTYPED_FAMILY = "l1"
+"""The family of records without a type (a core that stamps none writes Level 1 records,
+whose seq is the TickID feed_sim counted)."""
 SENT_TABLES: Mapping[str, str] = {"level1": "l1", "level2": "l2"}
 """StageCounters table -> family."""
 SEQ_ALIGNED: tuple[str, ...] = ("l1",)
@@ -278,7 +282,7 @@ class SequenceTracker:
         known = self._family_ids.get(type_)
         if known is not None:
             return known
-        family = self.families.get(type_, type_)
+        family = self.families.get(type_) or (type_ or UNTYPED_FAMILY)
         if family not in self._family_names:
             if len(self._family_names) == FAMILY_SLOTS - 1:
                 family = OTHER_FAMILY

@@ -42,6 +42,11 @@ class CollectorDeployment:
             "partitions": self.collector.partitions,
         }
 
+    def pids(self) -> list[int]:
+        """The collector's local processes: the collector (or the master) and local workers."""
+        pid = self.collector.pid
+        return ([pid] if pid is not None else []) + [w.pid for w in self.workers]
+
     def stop(self, timeout_s: float = 30.0) -> None:
         """Stop the collector (final snapshot), then any local worker still running."""
         try:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import gc
 import operator
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from itertools import repeat
 from typing import Any
 
@@ -33,6 +33,7 @@ import numpy.typing as npt
 import orjson
 
 from harness.collector._fastdecode import extract
+from harness.collector.completeness import DEFAULT_FAMILIES
 
 I64 = npt.NDArray[np.int64]
 CHUNK = 256
@@ -64,6 +65,8 @@ class FieldMapping:
     type: str | None = "type"
     time_unit_ns: int = 1
     """Nanoseconds per unit of the three time fields (1000 for a core stamping microseconds)."""
+    families: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_FAMILIES))
+    """Type value -> sequence family (completeness); records without a type are Level 1."""
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> FieldMapping:
@@ -93,6 +96,8 @@ class DecodedBatch:
     recv_ns: I64
     produced_ns: I64
     observed_ns: I64
+    append_ns: I64
+    """The broker's append time (0 = none: not a LogAppendTime topic), as given to decode."""
     malformed: int = 0
 
     def __len__(self) -> int:
@@ -169,19 +174,27 @@ class BatchDecoder:
         """Batches the C decoder read; the others went the general way."""
         self.general_batches = 0
 
-    def decode(self, values: Sequence[bytes], observed_ns: int | npt.ArrayLike) -> DecodedBatch:
-        """Decode `values` observed at `observed_ns` (one stamp for the batch, or one per value)."""
+    def decode(
+        self,
+        values: Sequence[bytes],
+        observed_ns: int | npt.ArrayLike,
+        append_ns: int | npt.ArrayLike = 0,
+    ) -> DecodedBatch:
+        """Decode `values` observed at `observed_ns` and appended by the broker at `append_ns`
+        (each one stamp for the batch, or one per value); the stamps of values that are
+        dropped as malformed are dropped with them."""
         observed = np.broadcast_to(np.asarray(observed_ns, dtype=np.int64), (len(values),))
+        append = np.broadcast_to(np.asarray(append_ns, dtype=np.int64), (len(values),))
         if self._keys is not None:
-            fast = self._extract(values, observed)
+            fast = self._extract(values, observed, append)
             if fast is not None:
                 self.native_batches += 1
                 return fast
         self.general_batches += 1
         if len(values) <= CHUNK:
-            return self._decode(values, observed)
+            return self._decode(values, observed, append)
         parts = [
-            self._decode(values[i : i + CHUNK], observed[i : i + CHUNK])
+            self._decode(values[i : i + CHUNK], observed[i : i + CHUNK], append[i : i + CHUNK])
             for i in range(0, len(values), CHUNK)
         ]
         return DecodedBatch(
@@ -192,10 +205,11 @@ class BatchDecoder:
             np.concatenate([p.recv_ns for p in parts]),
             np.concatenate([p.produced_ns for p in parts]),
             np.concatenate([p.observed_ns for p in parts]),
+            np.concatenate([p.append_ns for p in parts]),
             sum(p.malformed for p in parts),
         )
 
-    def _extract(self, values: Sequence[bytes], observed: I64) -> DecodedBatch | None:
+    def _extract(self, values: Sequence[bytes], observed: I64, append: I64) -> DecodedBatch | None:
         """The C decoder's columns, or None when the batch needs the general path."""
         assert self._keys is not None
         if len(self._interned) > INTERNED_MAX:
@@ -209,11 +223,11 @@ class BatchDecoder:
             return None
         symbols, types, ints = found
         seq, exchange, recv, produced = np.frombuffer(ints, dtype=np.int64).reshape(4, -1)
-        return self._batch(symbols, types, seq, exchange, recv, produced, observed, 0)
+        return self._batch(symbols, types, seq, exchange, recv, produced, observed, append, 0)
 
-    def _decode(self, values: Sequence[bytes], observed: I64) -> DecodedBatch:
+    def _decode(self, values: Sequence[bytes], observed: I64, append: I64) -> DecodedBatch:
         if not values:
-            return self._columns([], observed, 0)
+            return self._columns([], observed, append, 0)
         joined = b"[" + b",".join(values) + b"]"
         if self._structs is not None:
             try:
@@ -221,36 +235,36 @@ class BatchDecoder:
             except (msgspec.DecodeError, msgspec.ValidationError):
                 records = None
             if records is not None and len(records) == len(values):
-                return self._struct_columns(records, observed)
+                return self._struct_columns(records, observed, append)
         try:
             docs = orjson.loads(joined)
         except _BAD:
-            return self._one_by_one(values, observed)
+            return self._one_by_one(values, observed, append)
         if len(docs) == len(values):
             try:
-                return self._flat_columns(docs, observed)
+                return self._flat_columns(docs, observed, append)
             except _BAD:
                 pass
             try:
-                return self._columns(docs, observed, 0)
+                return self._columns(docs, observed, append, 0)
             except _BAD:
                 pass
-        return self._one_by_one(values, observed)
+        return self._one_by_one(values, observed, append)
 
-    def _one_by_one(self, values: Sequence[bytes], observed: I64) -> DecodedBatch:
+    def _one_by_one(self, values: Sequence[bytes], observed: I64, append: I64) -> DecodedBatch:
         good: list[Any] = []
         keep: list[int] = []
         for i, value in enumerate(values):
             try:
                 doc = orjson.loads(value)
-                self._columns([doc], observed[i : i + 1], 0)
+                self._columns([doc], observed[i : i + 1], append[i : i + 1], 0)
             except _BAD:
                 continue
             good.append(doc)
             keep.append(i)
-        return self._columns(good, observed[keep], len(values) - len(good))
+        return self._columns(good, observed[keep], append[keep], len(values) - len(good))
 
-    def _struct_columns(self, records: list[Any], observed: I64) -> DecodedBatch:
+    def _struct_columns(self, records: list[Any], observed: I64, append: I64) -> DecodedBatch:
         """Columns of msgspec-decoded records (types already checked by msgspec)."""
         n = len(records)
         types = [""] * n if self._type is None else [r.type for r in records]
@@ -267,10 +281,11 @@ class BatchDecoder:
             if self._produced is None
             else np.fromiter([r.produced_ns for r in records], np.int64, n),
             observed,
+            append,
             0,
         )
 
-    def _flat_columns(self, docs: list[Any], observed: I64) -> DecodedBatch:
+    def _flat_columns(self, docs: list[Any], observed: I64, append: I64) -> DecodedBatch:
         """The fast path: every mapped key top-level and present in every doc."""
         if not self._flat:
             raise KeyError("nested field paths")
@@ -294,6 +309,7 @@ class BatchDecoder:
             ints(self._recv),
             ints(self._produced),
             observed,
+            append,
             0,
         )
 
@@ -306,13 +322,22 @@ class BatchDecoder:
         recv: I64,
         produced: I64,
         observed: I64,
+        append: I64,
         malformed: int,
     ) -> DecodedBatch:
         unit = self.mapping.time_unit_ns
         if unit != 1:
             exchange, recv, produced = exchange * unit, recv * unit, produced * unit
         return DecodedBatch(
-            symbols, types, seq, exchange, recv, produced, np.array(observed), malformed
+            symbols,
+            types,
+            seq,
+            exchange,
+            recv,
+            produced,
+            np.array(observed),
+            np.array(append),
+            malformed,
         )
 
     def _column(self, docs: list[Any], path: tuple[str, ...]) -> list[Any]:
@@ -336,7 +361,7 @@ class BatchDecoder:
             return np.array([d.get(key) or 0 for d in docs], dtype=np.int64)
         return np.array([_dig_optional(d, path) for d in docs], dtype=np.int64)
 
-    def _columns(self, docs: list[Any], observed: I64, malformed: int) -> DecodedBatch:
+    def _columns(self, docs: list[Any], observed: I64, append: I64, malformed: int) -> DecodedBatch:
         """Columns of `docs`; raises (KeyError, TypeError, ...) if any doc does not fit."""
         symbols = self._column(docs, self._symbol)
         types = [""] * len(docs) if self._type is None else self._texts(docs, self._type)
@@ -346,7 +371,9 @@ class BatchDecoder:
         exchange = np.array(self._column(docs, self._exchange), dtype=np.int64)
         recv = self._optional(docs, self._recv)
         produced = self._optional(docs, self._produced)
-        return self._batch(symbols, types, seq, exchange, recv, produced, observed, malformed)
+        return self._batch(
+            symbols, types, seq, exchange, recv, produced, observed, append, malformed
+        )
 
 
 def quiet_gc(threshold: int = 100_000) -> None:

@@ -2,29 +2,37 @@
 
 All values are microseconds (ns differences floor-divided by 1000) in `harness.hdr` histograms.
 For one record: intended = the exchange time feed_sim stamped (contract 2), recv = the SUT's
-socket-read stamp, produced = the SUT's hand-over to the Kafka producer, observed = when the
-collector saw the record.
+socket-read stamp, produced = the SUT's hand-over to the Kafka producer, append = the broker's
+append time (the record's timestamp on a `message.timestamp.type=LogAppendTime` topic; whole
+milliseconds), observed = when the collector saw the record.
 
-- `total`: observed - intended. CO-corrected: measured from when the message was SCHEDULED,
-  so time a message waited anywhere (generator, socket buffer, SUT queues, Kafka) counts.
-- `total_uncorrected`: observed - recv. The number a system measuring from its own reception
+The SUT's figures END at the broker's append time when the record has one, so how fast the
+harness reads does not enter them; on a CreateTime topic (a user's own topic) they end when the
+collector saw the record, and the run says so (`basis` counts the records of each kind):
+
+- `total`: end - intended. CO-corrected: measured from when the message was SCHEDULED, so time
+  a message waited anywhere (generator, socket buffer, SUT queues, producer queue) counts.
+- `total_uncorrected`: end - recv. The number a system measuring from its own reception
   would report: it starts the clock when the SUT read the message, so time the message spent
   queued BEFORE the read (a stalled reader, a full socket buffer) is invisible -- coordinated
-  omission. A 500 ms reader stall shows in `total` for every message scheduled during it, but
-  not here. Unavailable (not recorded, counted in `unavailable`) when the SUT record has no
-  recv_ns. (Contract 6's "from actual send time" would need feed_sim's per-message write time,
-  which the record does not carry; recv is the earliest SUT-side stamp.)
-- per hop: `network` = recv - intended, `processing` = produced - recv, `kafka` = observed -
-  produced; each recorded only for records carrying both of its stamps.
+  omission. Unavailable (not recorded, counted in `unavailable`) when the record has no recv_ns.
+- per hop: `network` = recv - intended, `processing` = produced - recv, `kafka` = end -
+  produced (the SUT's producer queue, the network and the append); each recorded only for
+  records carrying both of its stamps.
+- `delivery` = observed - append: the harness's own consumer (fetch wait, its batching). It is
+  the harness's cost, never part of the SUT's figures; unavailable without an append time.
 
 A stamp of 0 means "absent" (e.g. a Nasdaq Level 2 delete has no exchange time). Negative
 values (clock skew between hosts or stamps) are clamped to 0 and counted in `negative`; values
-above 60 s are clamped to 60 s and counted in `overflow`.
+above 60 s are clamped to 60 s and counted in `overflow`. The append time is the start of its
+millisecond, so a figure ending at it reads up to 1 ms low, and a `kafka` hop inside the same
+millisecond as the produce call can come out up to 1 ms below 0: such values are recorded as 0
+without counting as negative (they are within the stamp's resolution, not skew).
 
 `StageMeasure` is pure data: it merges (`a + b`, histograms added, never percentiles averaged)
 and round-trips through JSON (`to_json` / `from_json`) to move between processes. It also
 holds 1 s interval histograms of `total` and `total_uncorrected`, keyed by the second of the
-observed time and stored encoded (compressed base64, about 1 KB each) for the .hlog.
+record's end time and stored encoded (compressed base64, about 1 KB each) for the .hlog.
 
 `Recorder` fills a StageMeasure from numpy batches with `harness.hdr.prepare` and
 `record_prepared`, one vectorised step per histogram and batch (an interval histogram reuses
@@ -54,7 +62,20 @@ from harness.hdr import (
     record_prepared,
 )
 
-MEASURES: tuple[str, ...] = ("total", "total_uncorrected", "network", "processing", "kafka")
+MEASURES: tuple[str, ...] = (
+    "total",
+    "total_uncorrected",
+    "network",
+    "processing",
+    "kafka",
+    "delivery",
+)
+SUT_HOPS: tuple[str, ...] = ("network", "processing", "kafka")
+"""The hops of the SUT's total lag (contract 3); `delivery` is the harness's own."""
+BASES: tuple[str, ...] = ("append", "observed")
+"""What a record's figures end at: the broker's append time, or the collector's observation."""
+APPEND_RESOLUTION_NS = 1_000_000
+"""The broker's append time is whole milliseconds."""
 INTERVAL_MEASURES: tuple[str, ...] = ("total", "total_uncorrected")
 NS_PER_S = 1_000_000_000
 OPEN_SECONDS = 2
@@ -73,6 +94,10 @@ def _histograms() -> dict[str, HdrHistogram]:
 
 def _intervals() -> dict[str, dict[int, str]]:
     return {m: {} for m in INTERVAL_MEASURES}
+
+
+def _bases() -> dict[str, int]:
+    return dict.fromkeys(BASES, 0)
 
 
 def _sum(a: dict[str, int], b: dict[str, int]) -> dict[str, int]:
@@ -100,6 +125,8 @@ class StageMeasure:
     negative: dict[str, int] = field(default_factory=_zeros)
     overflow: dict[str, int] = field(default_factory=_zeros)
     unavailable: dict[str, int] = field(default_factory=_zeros)
+    basis: dict[str, int] = field(default_factory=_bases)
+    """Records whose figures end at the broker's append time / at the collector's observation."""
     first_observed_ns: int = 0
     last_observed_ns: int = 0
 
@@ -118,6 +145,7 @@ class StageMeasure:
         total.negative = _sum(self.negative, other.negative)
         total.overflow = _sum(self.overflow, other.overflow)
         total.unavailable = _sum(self.unavailable, other.unavailable)
+        total.basis = _sum(self.basis, other.basis)
         firsts = [t for t in (self.first_observed_ns, other.first_observed_ns) if t]
         total.first_observed_ns = min(firsts) if firsts else 0
         total.last_observed_ns = max(self.last_observed_ns, other.last_observed_ns)
@@ -143,6 +171,7 @@ class StageMeasure:
             "negative": dict(self.negative),
             "overflow": dict(self.overflow),
             "unavailable": dict(self.unavailable),
+            "basis": dict(self.basis),
             "first_observed_ns": self.first_observed_ns,
             "last_observed_ns": self.last_observed_ns,
         }
@@ -157,9 +186,10 @@ class StageMeasure:
             histograms={name: decode(code) for name, code in data["histograms"].items()},
             intervals=intervals,
             messages=data["messages"],
-            negative=dict(data["negative"]),
-            overflow=dict(data["overflow"]),
-            unavailable=dict(data["unavailable"]),
+            negative={**_zeros(), **data["negative"]},
+            overflow={**_zeros(), **data["overflow"]},
+            unavailable={**_zeros(), **data["unavailable"]},
+            basis={**_bases(), **data.get("basis", {})},
             first_observed_ns=data["first_observed_ns"],
             last_observed_ns=data["last_observed_ns"],
         )
@@ -188,19 +218,19 @@ class Recorder:
         recv_ns: npt.ArrayLike,
         produced_ns: npt.ArrayLike,
         observed_ns: npt.ArrayLike,
+        append_ns: npt.ArrayLike = 0,
     ) -> None:
-        """Record one batch of records' stamps (ns since the epoch; 0 = absent).
+        """Record one batch of records' stamps (ns since the epoch; 0 = absent; `append_ns` 0 =
+        the record has no broker append time: its figures end at `observed_ns`).
 
         Small batches are buffered up to `flush_at` records (numpy's per-call cost dominates
         below that); `measure`, `take()` and `live_p99_us()` flush first.
         """
-        n = max(np.size(a) for a in (exchange_ns, recv_ns, produced_ns, observed_ns))
+        stamps = (exchange_ns, recv_ns, produced_ns, observed_ns, append_ns)
+        n = max(np.size(a) for a in stamps)
         if n == 0:
             return
-        columns = tuple(
-            np.broadcast_to(np.asarray(a, dtype=np.int64), (n,))
-            for a in (exchange_ns, recv_ns, produced_ns, observed_ns)
-        )
+        columns = tuple(np.broadcast_to(np.asarray(a, dtype=np.int64), (n,)) for a in stamps)
         if self._pending.add(columns, n):
             self.flush()
 
@@ -210,7 +240,7 @@ class Recorder:
         if joined is not None:
             self._record(*joined)
 
-    def _record(self, exchange: I64, recv: I64, produced: I64, observed: I64) -> None:
+    def _record(self, exchange: I64, recv: I64, produced: I64, observed: I64, append: I64) -> None:
         n = observed.size
         measure = self._measure
         measure.messages += n
@@ -218,19 +248,43 @@ class Recorder:
             measure.first_observed_ns = int(observed.min())
         measure.last_observed_ns = max(measure.last_observed_ns, int(observed.max()))
 
-        has_ex, has_recv, has_prod = exchange != 0, recv != 0, produced != 0
-        total = self._values("total", observed - exchange, has_ex)
-        uncorrected = self._values("total_uncorrected", observed - recv, has_recv)
+        has_ex, has_recv, has_prod, has_append = (
+            exchange != 0,
+            recv != 0,
+            produced != 0,
+            append != 0,
+        )
+        appended = int(np.count_nonzero(has_append))
+        measure.basis["append"] += appended
+        measure.basis["observed"] += n - appended
+        end = observed if appended == 0 else np.where(has_append, append, observed)
+        # Values ending at a whole-ms append time may be up to 1 ms below their true value.
+        tolerance = None if appended == 0 else has_append
+        total = self._values("total", end - exchange, has_ex, tolerance)
+        uncorrected = self._values("total_uncorrected", end - recv, has_recv, tolerance)
         self._values("network", recv - exchange, has_ex & has_recv)
         self._values("processing", produced - recv, has_recv & has_prod)
-        self._values("kafka", observed - produced, has_prod)
-        seconds = observed // NS_PER_S
+        self._values("kafka", end - produced, has_prod, tolerance)
+        self._values("delivery", observed - append, has_append, tolerance)
+        seconds = end // NS_PER_S
         self._interval("total", total, seconds, has_ex)
         self._interval("total_uncorrected", uncorrected, seconds, has_recv)
         self._seal(int(seconds.max()) - OPEN_SECONDS)
 
-    def _values(self, name: str, diff_ns: I64, present: npt.NDArray[np.bool_]) -> PreparedBatch:
-        """Record diff_ns (where present) as us; returns the recorded batch (for intervals)."""
+    def _values(
+        self,
+        name: str,
+        diff_ns: I64,
+        present: npt.NDArray[np.bool_],
+        coarse: npt.NDArray[np.bool_] | None = None,
+    ) -> PreparedBatch:
+        """Record diff_ns (where present) as us; returns the recorded batch (for intervals).
+        `coarse`: records whose value ends at a whole-ms append time; their values in
+        (-1 ms, 0) are within the stamp's resolution and recorded as 0, not as negative."""
+        if coarse is not None:
+            within = coarse & (diff_ns < 0) & (diff_ns > -APPEND_RESOLUTION_NS)
+            if within.any():
+                diff_ns = np.where(within, 0, diff_ns)
         all_present = bool(present.all())
         values: I64 = (diff_ns if all_present else diff_ns[present]) // 1000
         if not all_present:

@@ -5,22 +5,25 @@
         [--partitions all|none] [--shard I/N]
 
 Locust monkey-patches its process with gevent, so the collector's hot loop never runs there
-(ARCHITECTURE.md, "Locust's role"): this process owns a confluent-kafka Consumer and the
-measurement core (`BatchDecoder`, `Recorder`, `SequenceTracker`); the orchestrator drives it
-through `harness.collector.client.CollectorProcess`.
+(ARCHITECTURE.md, "Locust's role"): this process owns the Kafka consumers (confluent-kafka,
+one per topic: `TopicConsumers`) and the measurement core (`BatchDecoder`, `Recorder`,
+`SequenceTracker`); the orchestrator drives it through
+`harness.collector.client.CollectorProcess`.
 
-Consumption. The consumer assigns itself every partition of the SUT's topics at explicit
+Consumption. The consumers assign themselves every partition of the SUT's topics at explicit
 start offsets (the end, or the beginning with `--offset-reset earliest`) looked up with one
 ListOffsets request before the process reports ready, so everything produced after the
 `ready` line is read -- no group rebalance, no lazy "latest" resolution racing the producer.
 With `--partitions none` it starts with no partition and reads only those the runner adds
-with `assign` (the stage's symbols' partitions, at their end offsets), since a consumer of all
-3 x 495 partitions makes every fetch cost the broker (and the Kafka hop) milliseconds.
+with `assign` (the stage's symbols' partitions, at their end offsets).
 `--shard I/N` (a collector shard of `harness.locust_worker`) keeps, of all partitions, those
 numbered p with p mod N == I.
-Fetch settings favour latency (fetch.wait.max.ms 10, fetch.min.bytes 1) so the observed time
-is not inflated by the fetcher. The main thread loops on `consume(1000, timeout=0.002)` and
-stamps `observed_ns = time.time_ns()` once per batch, right after `consume` returns. Every
+The SUT's lag ends at the broker's append time (contract 3), not when this process reads a
+record, so the fetch settings favour throughput (CONSUMER_SETTINGS: fetch.min.bytes 1 MB,
+fetch.wait.max.ms 500; `--consumer-config` overrides them): how late the collector sees a
+record is its own `delivery` hop, and only the live P99 and the early abort wait for it.
+The main thread loops on `consume(10000, ...)` over the consumers in turn and stamps
+`observed_ns = time.time_ns()` once per batch, right after `consume` returns. Every
 record's value and key bytes are counted (Kafka Mbps out of the SUT); records are decoded and
 measured only while a stage is open -- before the first stage and after `stage null` they are
 consumed but not measured (warmup).
@@ -34,7 +37,8 @@ command waits at most one consume timeout plus one batch.
     {"cmd": "snapshot"[, "label": L]}         -> a snapshot (below)
     {"cmd": "counters"}                       -> {"stage", "consumed_messages", "consumed_bytes",
                                                   "kafka_errors", "live_p99_us", "t_ns",
-                                                  "cpu_ns" (the process's CPU time)}
+                                                  "cpu_ns" (the process's CPU time),
+                                                  "watermark_ns" (the latest append time seen)}
     {"cmd": "above", "limits_us": [50000, 100000]}
                                               -> {"stage", "messages", "above": [n1, n2]}: samples
                                                  of the open stage's `total` histogram surely above
@@ -73,11 +77,12 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import IO, Any, ClassVar
 
+import numpy as np
 import orjson
-from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
+from confluent_kafka import KafkaException, Message, TopicPartition
 from confluent_kafka.admin import OffsetSpec  # type: ignore[attr-defined]
 
-from harness.collector._fastdecode import byte_count
+from harness.collector._fastdecode import append_times, byte_count
 from harness.collector.completeness import SequenceTracker
 from harness.collector.mapping import REFERENCE_CORE, BatchDecoder, FieldMapping, quiet_gc
 from harness.collector.measure import INTERVAL_MEASURES, Recorder, StageMeasure
@@ -86,15 +91,19 @@ from harness.hdr import count_above
 from harness.infra.kafka_clients import admin_client, consumer
 from harness.infra.topics import offsets_when_served
 
-BATCH = 1000
-CONSUME_TIMEOUT_S = 0.002
-"""librdkafka's consume() waits up to this long to fill a batch before returning, and the
-observed time is stamped when it returns: the bound on how much the kafka hop is inflated."""
+BATCH = 10_000
+CONSUME_TIMEOUT_S = 0.05
+"""librdkafka's consume() waits up to this long to fill a batch before returning; the observed
+time is stamped when it returns. It only moves `delivery` (the harness's own hop): the SUT's
+figures end at the broker's append time."""
 CONSUMER_SETTINGS: dict[str, Any] = {
     "enable.auto.commit": False,
     "enable.auto.offset.store": False,
-    "fetch.min.bytes": 1,
-    "fetch.wait.max.ms": 10,
+    # Throughput, not latency: few, large fetches. Each fetch names every assigned partition
+    # and every reply wakes the broker thread to check all of them, so at 50k msg/s over
+    # 3 x 495 partitions the number of fetches, not of records, sets most of the CPU.
+    "fetch.min.bytes": 1 << 20,
+    "fetch.wait.max.ms": 500,
     "queued.min.messages": 20_000,
     "enable.partition.eof": False,
 }
@@ -143,28 +152,46 @@ class Collector:
         self.consumed_bytes = 0
         self.kafka_errors = 0
         self.last_error = ""
+        self.watermark_ns = 0
+        """The latest end time (broker append, else observation) of any record consumed: once
+        it passes a moment, records appended before it have been seen (per partition, a fetch
+        returns them in order)."""
 
     def on_messages(self, messages: Sequence[Message], observed_ns: int) -> None:
         """One batch from `Consumer.consume`, observed at `observed_ns`."""
         # The usual batch (no error event, no null value) is read with C-level maps: a
         # per-message Python loop cost about 0.3 us a message.
         values: list[Any] = list(map(Message.value, messages))
+        kept = messages if isinstance(messages, list) else list(messages)
         if any(map(Message.error, messages)) or values.count(None):
-            values, nbytes = self._read_one_by_one(messages)
+            kept, values, nbytes = self._read_one_by_one(messages)
         else:
             nbytes = byte_count(values) + byte_count(list(map(Message.key, messages)))
         self.consumed_messages += len(values)
         self.consumed_bytes += nbytes
+        if not values:
+            return
+        appended = np.frombuffer(append_times(kept), dtype=np.int64)
+        latest = int(appended.max())
+        self.watermark_ns = max(self.watermark_ns, latest if latest else observed_ns)
         stage = self.active
-        if stage is not None and values:
-            batch = self.decoder.decode(values, observed_ns)
+        if stage is not None:
+            batch = self.decoder.decode(values, observed_ns, appended)
             stage.recorder.record(
-                batch.exchange_ns, batch.recv_ns, batch.produced_ns, batch.observed_ns
+                batch.exchange_ns,
+                batch.recv_ns,
+                batch.produced_ns,
+                batch.observed_ns,
+                batch.append_ns,
             )
             stage.tracker.update(batch.symbols, batch.types, batch.seq, batch.malformed)
 
-    def _read_one_by_one(self, messages: Sequence[Message]) -> tuple[list[bytes], int]:
-        """Values and key + value bytes of a batch with error events or null values."""
+    def _read_one_by_one(
+        self, messages: Sequence[Message]
+    ) -> tuple[list[Message], list[bytes], int]:
+        """The messages with a value, their values, and the key + value bytes of a batch with
+        error events or null values."""
+        kept: list[Message] = []
         values: list[bytes] = []
         nbytes = 0
         for message in messages:
@@ -180,7 +207,8 @@ class Collector:
             if value is not None:
                 nbytes += len(value)
                 values.append(value)
-        return values, nbytes
+                kept.append(message)
+        return kept, values, nbytes
 
     def set_stage(self, label: str | None) -> str | None:
         """Close the open stage (returns its label) and open `label` (None = warmup)."""
@@ -190,7 +218,8 @@ class Collector:
             closed = self.active.label
             self.active = None
         if label is not None:
-            state = StageState(label, Recorder(label, self.clock))
+            tracker = SequenceTracker(self.decoder.mapping.families)
+            state = StageState(label, Recorder(label, self.clock), tracker)
             self.stages[label] = self.active = self.last = state
         return closed
 
@@ -207,6 +236,7 @@ class Collector:
             "live_p99_us": self.live_p99_us(),
             "t_ns": self.clock(),
             "cpu_ns": self.cpu_clock(),
+            "watermark_ns": self.watermark_ns,
         }
 
     def above(self, limits_us: Sequence[int]) -> dict[str, Any]:
@@ -357,16 +387,53 @@ def start_offsets(
     return [TopicPartition(tp.topic, tp.partition, offsets[tp]) for tp in wanted]
 
 
+class TopicConsumers:
+    """One librdkafka consumer per topic, read in turn. Every reply to a fetch wakes a
+    consumer's broker thread to look at each of its partitions (two mutex round trips each),
+    so one consumer of 3 x 495 partitions spent more CPU there than a consumer per topic of
+    495 does together (bench/README.md)."""
+
+    def __init__(self, bootstrap: str, group: str, topics: Sequence[str], config: dict[str, Any]):
+        self.by_topic = {topic: consumer(bootstrap, group, dict(config)) for topic in topics}
+        self._turn = list(self.by_topic.values())
+        self._next = 0
+
+    def assign(self, partitions: Sequence[TopicPartition]) -> None:
+        """Add these partitions (at their offsets) to their topic's consumer."""
+        for topic, reader in self.by_topic.items():
+            mine = [tp for tp in partitions if tp.topic == topic]
+            if mine:
+                reader.incremental_assign(mine)
+
+    def consume(self) -> list[Message]:
+        """The next consumer's batch (up to BATCH records, waiting up to CONSUME_TIMEOUT_S
+        shared over the consumers)."""
+        reader = self._turn[self._next]
+        self._next = (self._next + 1) % len(self._turn)
+        messages: list[Message] = reader.consume(
+            num_messages=BATCH, timeout=CONSUME_TIMEOUT_S / len(self._turn)
+        )
+        return messages
+
+    def close(self) -> None:
+        for reader in self.by_topic.values():
+            reader.close()
+
+
 class Assigner:
-    """Which partitions the consumer reads. All of the SUT's topics' partitions by default;
+    """Which partitions the consumers read. All of the SUT's topics' partitions by default;
     with `--partitions none` only those the runner names (`assign`), added at their end
-    offsets: a consumer of all 3 x 495 partitions makes the broker answer every fetch for all
-    of them, which costs the Kafka hop milliseconds on a small machine."""
+    offsets: a consumer of partitions the stage does not use makes the broker answer every
+    fetch for them too."""
 
     def __init__(
-        self, consumer_: Consumer, bootstrap: str, topics: Sequence[str], timeout_s: float
+        self,
+        consumers: TopicConsumers,
+        bootstrap: str,
+        topics: Sequence[str],
+        timeout_s: float,
     ):
-        self.consumer = consumer_
+        self.consumers = consumers
         self.bootstrap = bootstrap
         self.topics = list(topics)
         self.timeout_s = timeout_s
@@ -376,19 +443,21 @@ class Assigner:
         fresh = {int(p) for p in partitions} - self.assigned
         if fresh:
             offsets = start_offsets(self.bootstrap, self.topics, False, self.timeout_s, fresh)
-            self.consumer.incremental_assign(offsets)
+            self.consumers.assign(offsets)
             self.assigned |= fresh
         return {"ok": True, "added": len(fresh), "partitions": len(self.assigned)}
 
 
 def serve(
-    consumer_: Consumer,
+    consumers: TopicConsumers,
     collector: Collector,
     channel: ControlChannel,
     stop: threading.Event,
     assigner: Assigner | None = None,
+    slow_s: float = 0.0,
 ) -> int:
-    """The main loop: serve commands between batches until `stop` or a stop command."""
+    """The main loop: serve commands between batches until `stop` or a stop command.
+    `slow_s`: sleep that long after each batch (a test knob: a collector that reads late)."""
     while not stop.is_set():
         while True:
             try:
@@ -410,10 +479,12 @@ def serve(
                 return EXIT_OK
             if done:
                 return EXIT_OK
-        messages = consumer_.consume(num_messages=BATCH, timeout=CONSUME_TIMEOUT_S)
+        messages = consumers.consume()
         observed_ns = time.time_ns()
         if messages:
             collector.on_messages(messages, observed_ns)
+        if slow_s:
+            time.sleep(slow_s)
     return EXIT_OK
 
 
@@ -432,6 +503,12 @@ def add_collector_options(parser: argparse.ArgumentParser) -> None:
         default="all",
         help="read every partition from the start, or none until `assign` names them",
     )
+    parser.add_argument(
+        "--consumer-config",
+        default=None,
+        help="librdkafka settings (a JSON object) over the collector's own, e.g. to compare "
+        "fetch settings in bench/bench_collector.py",
+    )
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -448,6 +525,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         metavar="I/N",
         help="with --partitions all: read only partitions p with p mod N == I (a collector "
         "shard of harness.locust_worker)",
+    )
+    parser.add_argument(
+        "--test-slow-ms",
+        type=float,
+        default=0.0,
+        help="a test knob: sleep this long after every batch (a collector that reads late; "
+        "it must move the delivery hop only)",
     )
     return parser.parse_args(argv)
 
@@ -473,6 +557,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, TypeError) as exc:
         channel.reply({"error": f"bad --mapping: {exc}"})
         return EXIT_ERROR
+    try:
+        overrides = json.loads(args.consumer_config) if args.consumer_config else {}
+        if not isinstance(overrides, dict):
+            raise ValueError("not a JSON object")
+    except ValueError as exc:
+        channel.reply({"error": f"bad --consumer-config: {exc}"})
+        return EXIT_ERROR
     topics = [t for t in args.topics.split(",") if t]
     group = args.group or f"harness-collector-{os.getpid()}-{time.time_ns()}"
     try:
@@ -485,10 +576,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         if args.shard is not None:
             partitions = [tp for tp in partitions if in_shard(tp.partition, *args.shard)]
-        kafka = consumer(
+        kafka = TopicConsumers(
             args.bootstrap,
             group,
-            {**CONSUMER_SETTINGS, "auto.offset.reset": args.offset_reset},
+            topics,
+            {**CONSUMER_SETTINGS, "auto.offset.reset": args.offset_reset, **overrides},
         )
         kafka.assign(partitions)
         assigner = Assigner(kafka, args.bootstrap, topics, args.timeout)
@@ -503,7 +595,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     channel.start()
     try:
-        return serve(kafka, collector, channel, stop, assigner)
+        return serve(kafka, collector, channel, stop, assigner, args.test_slow_ms / 1000)
     finally:
         kafka.close()
 

@@ -1,8 +1,11 @@
 """Provisioning of the feed topics per the readiness targets.
 
 One partition per symbol (495), retention 7 days, replication min(3, brokers) and
-min.insync.replicas 2 when the replication factor is 3. Existing topics are checked, not
-silently accepted: a topic with the wrong partition count is an error.
+min.insync.replicas 2 when the replication factor is 3, and `message.timestamp.type=
+LogAppendTime`: a record's timestamp is then the broker's append time (whole milliseconds),
+where the SUT's lag ends (contract 3), so the harness's own consumer stays out of it. Existing
+topics are checked, not silently accepted: a topic with the wrong partition count is an error.
+`timestamp_types()` reads what a cluster's topics stamp (a user's own topics may be CreateTime).
 """
 
 from __future__ import annotations
@@ -16,6 +19,9 @@ from typing import Any
 from confluent_kafka import KafkaException, TopicPartition
 from confluent_kafka.admin import (  # type: ignore[attr-defined]
     AdminClient,
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
     NewTopic,
     OffsetSpec,
 )
@@ -31,6 +37,9 @@ from harness.infra.errors import InfraError
 from harness.infra.kafka_clients import admin_client, producer
 
 log = logging.getLogger(__name__)
+TIMESTAMP_TYPE = "message.timestamp.type"
+LOG_APPEND_TIME = "LogAppendTime"
+CREATE_TIME = "CreateTime"
 
 
 @dataclass(frozen=True)
@@ -63,15 +72,21 @@ def feed_topic_specs(
         "retention.ms": str(TOPIC_RETENTION_MS),
         "min.insync.replicas": str(min_isr),
         "cleanup.policy": "delete",
+        TIMESTAMP_TYPE: LOG_APPEND_TIME,
     }
     return [TopicSpec(name, partitions, replication, dict(config)) for name in names]
 
 
 def ensure_topics(
-    bootstrap: str, specs: list[TopicSpec], timeout_s: float = 120.0
+    bootstrap: str,
+    specs: list[TopicSpec],
+    timeout_s: float = 120.0,
+    *,
+    exact_partitions: bool = True,
 ) -> list[TopicResult]:
     """Create missing topics (returning once every partition of theirs is served) and verify
-    existing ones; raise InfraError on a mismatch."""
+    existing ones; raise InfraError on a mismatch (`exact_partitions=False`: an existing
+    topic may have any partition count, e.g. a user's own topic read whole)."""
     admin = admin_client(bootstrap)
     try:
         existing = admin.list_topics(timeout=timeout_s).topics
@@ -120,7 +135,7 @@ def ensure_topics(
         topic = metadata[spec.name]
         partitions = len(topic.partitions)
         replication = len(next(iter(topic.partitions.values())).replicas) if partitions else 0
-        if partitions != spec.partitions:
+        if partitions != spec.partitions and (exact_partitions or spec in to_create):
             raise InfraError(
                 f"topic {spec.name} on {bootstrap} has {partitions} partitions, expected "
                 f"{spec.partitions} (one per symbol); delete it or use another name"
@@ -181,6 +196,75 @@ def offsets_when_served(
             raise KafkaException(f"ListOffsets failed for {len(failed)} partition(s): {failed[0]}")
         log.info("retrying ListOffsets for %d partition(s): %s", len(failed), failed[0])
         time.sleep(0.25)
+
+
+def timestamp_types(bootstrap: str, topics: list[str], timeout_s: float = 30.0) -> dict[str, str]:
+    """topic -> its `message.timestamp.type` (LogAppendTime or CreateTime), by DescribeConfigs;
+    InfraError when the cluster does not answer."""
+    admin = admin_client(bootstrap)
+    resources = [ConfigResource(ConfigResource.Type.TOPIC, name) for name in topics]
+    found: dict[str, str] = {}
+    try:
+        futures = admin.describe_configs(resources, request_timeout=timeout_s)
+        for resource, future in futures.items():
+            entry = future.result(timeout=timeout_s).get(TIMESTAMP_TYPE)
+            found[resource.name] = CREATE_TIME if entry is None else str(entry.value)
+    except KafkaException as exc:
+        raise InfraError(f"cannot read the topic configs on {bootstrap}: {exc}") from exc
+    return found
+
+
+def lag_basis(types: Mapping[str, str]) -> dict[str, Any]:
+    """Where the SUT's lag ends, given each topic's timestamp type (contract 3), with the note
+    the run prints and keeps in summary.json."""
+    created = sorted(t for t, kind in types.items() if kind != LOG_APPEND_TIME)
+    if not created:
+        ends_at = "broker_append_time"
+        note = (
+            "lag ends at the broker's append time (LogAppendTime topics; whole milliseconds, "
+            "so figures may read up to 1 ms low); the harness's consumer is measured apart "
+            "(delivery)"
+        )
+    else:
+        ends_at = "harness_consumer" if len(created) == len(types) else "mixed"
+        note = (
+            f"topics {', '.join(created)} stamp CreateTime: their records' total lag is "
+            "measured at the harness's consumer (its fetch and batching are inside the SUT's "
+            "figures)"
+        )
+    return {
+        "ends_at": ends_at,
+        "topics": dict(types),
+        "broker_timestamps": "whole milliseconds",
+        "note": note,
+    }
+
+
+def set_log_append_time(bootstrap: str, topics: list[str], timeout_s: float = 30.0) -> None:
+    """Make `topics` stamp the broker's append time (IncrementalAlterConfigs); for topics the
+    harness owns (local and compose modes), never a user's."""
+    admin = admin_client(bootstrap)
+    resources = [
+        ConfigResource(
+            ConfigResource.Type.TOPIC,
+            name,
+            incremental_configs=[
+                ConfigEntry(
+                    TIMESTAMP_TYPE,
+                    LOG_APPEND_TIME,
+                    incremental_operation=AlterConfigOpType.SET,
+                )
+            ],
+        )
+        for name in topics
+    ]
+    try:
+        for future in admin.incremental_alter_configs(
+            resources, request_timeout=timeout_s
+        ).values():
+            future.result(timeout=timeout_s)
+    except KafkaException as exc:
+        raise InfraError(f"cannot set {TIMESTAMP_TYPE} on {bootstrap}: {exc}") from exc
 
 
 PROBE_TOPIC = "harness.probe"

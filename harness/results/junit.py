@@ -7,9 +7,11 @@ has a `<failure message=... type="threshold">` when the threshold broke (measure
 a `<skipped message=...>` when it was inconclusive (generator saturated, nothing measured),
 and nothing when it passed.
 
-Stages are plain dicts: `index`, `symbols`, optional `duration_s` and `thresholds`, a list
-of plain dicts with `name`, `verdict` ("pass" / "fail" / "inconclusive"), `measured`,
-`limit`, `unit`, `message` (`dataclasses.asdict(ThresholdResult)` fits). The file is
+Stages are plain dicts: `index`, `symbols`, optional `duration_s`, `diagnosis` (the hold's
+diagnosis line, added to the message of every case that did not pass), `lag_basis` (where
+the lag ends, added to the total-lag cases) and `thresholds`, a list of plain dicts with
+`name`, `verdict` ("pass" / "fail" / "inconclusive"), `measured`, `limit`, `unit`, `message`
+(`dataclasses.asdict(ThresholdResult)` fits). The file is
 replaced atomically, so it can be rewritten after every stage.
 """
 
@@ -63,6 +65,10 @@ def junit_root(scenario: str, stages: Sequence[Mapping[str, Any]]) -> ET.Element
             measured = _figure(threshold.get("measured"), unit)
             limit = _figure(threshold.get("limit"), unit)
             message = str(threshold.get("message") or f"measured {measured}, limit {limit}")
+            if stage.get("diagnosis") and verdict not in ("pass", "passed"):
+                message += f" | diagnosis: {stage['diagnosis']}"
+            if stage.get("lag_basis") and threshold.get("name", "").startswith("total_lag"):
+                message += f" | {stage['lag_basis']}"
             if verdict in ("fail", "failed"):
                 counts["failures"] += 1
                 failure = ET.SubElement(case, "failure", message=message, type="threshold")

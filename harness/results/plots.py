@@ -6,6 +6,8 @@
 - `plot_lag_over_time`: per-second P50 / P99 of the total lag from the 1 s interval
   histograms, corrected and uncorrected, stage boundaries marked, threshold lines.
 - `plot_resources`: SUT RSS and network Mbps over time from the sampler's rows.
+- `plot_cpu_by_part`: the test bed's CPU by part over time, stacked, against the host's
+  busy cores and its core count (harness.testbed).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ STYLES = {
     "network": ("tab:green", ":"),
     "processing": ("tab:purple", ":"),
     "kafka": ("tab:orange", ":"),
+    "delivery": ("tab:brown", "-."),
     "generator_lateness": ("tab:gray", "-."),
 }
 
@@ -204,4 +207,41 @@ def plot_resources(
         axes.grid(True, alpha=0.3)
         _legend(axes, "upper left")
     rss_axes.set_title(title)
+    return _save(figure, path)
+
+
+def plot_cpu_by_part(
+    path: Path,
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    cores: int,
+    boundaries: Sequence[tuple[str, int]] = (),
+    title: str = "CPU by part of the test bed",
+) -> Path:
+    """Stacked cores of each part (`parts_cores` of the sampler rows) over time, the host's
+    busy cores (`host_busy_cores`) as a line and its core count as the ceiling."""
+    figure = Figure(figsize=(11, 5))
+    axes = figure.subplots()
+    start = min((int(r["t_ns"]) for r in rows), default=0)
+    t = [(int(r["t_ns"]) - start) / NS_PER_S for r in rows]
+    names = sorted({name for r in rows for name in (r.get("parts_cores") or {})})
+    stacks = [[float((r.get("parts_cores") or {}).get(n) or 0.0) for r in rows] for n in names]
+    if names:
+        axes.stackplot(t, stacks, labels=names, alpha=0.8)
+    busy = [r.get("host_busy_cores") for r in rows]
+    if any(v is not None for v in busy):
+        axes.plot(t, [float(v) if v is not None else np.nan for v in busy], color="black",
+                  linewidth=1.0, label="host busy")  # fmt: skip
+    axes.axhline(cores, color="red", linestyle="--", linewidth=0.9, label=f"{cores} cores")
+    for label, at_ns in boundaries:
+        x = (at_ns - start) / NS_PER_S
+        axes.axvline(x, color="gray", linewidth=0.8)
+        axes.annotate(label, (x, 1.0), xycoords=("data", "axes fraction"), fontsize=8,
+                      va="top", rotation=90)  # fmt: skip
+    axes.set_ylabel("cores")
+    axes.set_xlabel("time since first sample (s)")
+    axes.set_ylim(0, cores * 1.1)
+    axes.grid(True, alpha=0.3)
+    _legend(axes, "upper left")
+    axes.set_title(title)
     return _save(figure, path)

@@ -250,6 +250,11 @@ class SummaryWriter:
         self._write()
         return files
 
+    def set_run_field(self, key: str, value: Any) -> None:
+        """Add (or replace) a field of the run block, e.g. where the lag ends."""
+        self.document["run"][key] = _plain(value)
+        self._write()
+
     def add_event(self, kind: str, **details: Any) -> None:
         """Record a run-level event (rollback started / verified, hook run, SUT died...)."""
         now = self.clock()

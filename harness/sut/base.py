@@ -7,6 +7,7 @@ In the spirit of OpenMessaging Benchmark's drivers: the stage runner talks to ev
     start(symbols, feed, kafka)   bring it up, ingesting `symbols` from `feed` into `kafka`
     set_symbols(symbols)          grow (or shrink) its symbol set: live reload or restart
     alive() / pids() / container_id()   for the runner's liveness check and the sampler
+    metrics_url()                 its Prometheus endpoint, if any (producer evidence)
     topics() / record_mapping()   what the collector reads, and how
     stop(timeout_s)               SIGTERM-like stop, then kill; the exit code if there is one
     describe()                    JSON-ready facts for the run metadata
@@ -79,6 +80,8 @@ class SystemUnderTest(ABC):
         self.symbols: list[str] = []
         self.warnings: list[str] = []
         """Things the run metadata should mention (e.g. a reload that could not happen)."""
+        self.configured_metrics_url: str | None = None
+        """The scenario's `sut.metrics_url`, where the adapter has one."""
 
     @abstractmethod
     def start(self, symbols: list[str], feed: FeedEndpoints, kafka: KafkaEndpoints) -> None:
@@ -124,6 +127,10 @@ class SystemUnderTest(ABC):
     def topics(self) -> list[str]:
         """The Kafka topics the collector reads."""
         return list(self.mapping.topics)
+
+    def metrics_url(self) -> str | None:
+        """The SUT's Prometheus text endpoint (scraped once a second), None if it has none."""
+        return self.configured_metrics_url
 
     def record_mapping(self) -> FieldMapping:
         """Where the collector finds symbol, sequence and times in the record values."""

@@ -132,6 +132,7 @@ class CommandCore(SystemUnderTest):
     ) -> None:
         super().__init__(config.record_mapping)
         self.config = config
+        self.configured_metrics_url = config.metrics_url
         self.run_dir = run_dir
         self.universe_file: Path = universe_file
         self.cwd = cwd if cwd is not None else config.cwd

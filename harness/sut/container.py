@@ -58,6 +58,7 @@ class ContainerCore(SystemUnderTest):
     def __init__(self, config: ContainerSut, run_dir: Path, universe_file: Path) -> None:
         super().__init__(config.record_mapping)
         self.config = config
+        self.configured_metrics_url = config.metrics_url
         self.run_dir = run_dir
         self.universe_file: Path = universe_file
         self.symbols_file = run_dir / "sut" / "symbols.json"

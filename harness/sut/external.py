@@ -32,6 +32,7 @@ class ExternalCore(SystemUnderTest):
     def __init__(self, config: ExternalSut, *, check_timeout_s: float = 5.0) -> None:
         super().__init__(config.record_mapping)
         self.config = config
+        self.configured_metrics_url = config.metrics_url
         self.check_timeout_s = check_timeout_s
         self.started = False
         self.reloads = 0

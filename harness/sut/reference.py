@@ -134,6 +134,10 @@ class ReferenceCore(SystemUnderTest):
             raise SutError(f"the reference core answered {reply!r} to {wanted} symbol(s)")
         self.symbols = list(symbols)
 
+    def metrics_url(self) -> str | None:
+        """The core's /metrics (lag quantiles, counters, librdkafka's producer statistics)."""
+        return None if self.metrics_port is None else f"{self.admin_url}/metrics"
+
     def state(self) -> dict[str, Any]:
         """The core's `GET /admin/state` (symbols, connections, Kafka and process stats)."""
         from urllib.request import urlopen

@@ -14,7 +14,10 @@ producer). On top of that it misbehaves on purpose, exactly as told:
 - `--slow-above M --slow-ms D`: while more than M symbols are watched every message is held D
   ms; with `--sticky` it stays slow once it has been slow (a core that does not recover);
 - `--die-above M --die-after-s T`: T s after more than M symbols are watched it SIGKILLs
-  itself (a core killed mid-stage).
+  itself (a core killed mid-stage);
+- `--produce-delay-ms P`: every record waits P ms AFTER its `produced_ns` stamp before the
+  produce call (a slow hand-over to the producer: the Kafka hop's, not processing's);
+- `--no-type`: records carry no `type` field (a core that stamps none).
 
 SIGHUP re-reads the symbols file (watch the new symbols, unwatch the dropped ones); SIGTERM
 flushes the producer and exits 0.
@@ -57,6 +60,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--sticky", action="store_true")
     parser.add_argument("--die-above", type=int, default=0)
     parser.add_argument("--die-after-s", type=float, default=0.0)
+    parser.add_argument("--produce-delay-ms", type=float, default=0.0)
+    parser.add_argument("--no-type", action="store_true")
     return parser.parse_args(argv)
 
 
@@ -75,6 +80,7 @@ class DelayCore:
         self.sock.setblocking(False)
         self.watched: set[str] = set()
         self.held: list[tuple[int, int, bytes, str]] = []  # (due_ns, order, value, symbol)
+        self.stamped: list[tuple[int, int, bytes, str]] = []  # produced_ns stamped, not sent
         self.count = 0
         self.stalled = False
         self.stall_pending = False
@@ -133,6 +139,8 @@ class DelayCore:
             "exchange_ns": max(stamps),
             "recv_ns": recv_ns,
         }
+        if self.args.no_type:
+            del record["type"]
         delay_ms = 0.0
         if self.args.hold_every and self.count % self.args.hold_every == 0:
             delay_ms = self.args.hold_ms
@@ -148,12 +156,17 @@ class DelayCore:
     def release_due(self) -> None:
         now = time.time_ns()
         while self.held and self.held[0][0] <= now:
-            _, _, value, symbol = heapq.heappop(self.held)
+            _, order, value, symbol = heapq.heappop(self.held)
             record = json.loads(value)
-            record["produced_ns"] = time.time_ns()
+            record["produced_ns"] = stamp = time.time_ns()
+            due = stamp + int(self.args.produce_delay_ms * 1e6)
+            heapq.heappush(self.stamped, (due, order, json.dumps(record).encode(), symbol))
+        now = time.time_ns()
+        while self.stamped and self.stamped[0][0] <= now:
+            _, _, value, symbol = heapq.heappop(self.stamped)
             self.producer.produce(
                 self.args.topic,
-                json.dumps(record).encode(),
+                value,
                 key=symbol.encode(),
                 partition=self.partition.get(symbol, 0),
             )
@@ -168,8 +181,9 @@ class DelayCore:
             if self.die_at_ns is not None and time.time_ns() >= self.die_at_ns:
                 os.kill(os.getpid(), signal.SIGKILL)
             timeout = 0.005
-            if self.held:
-                timeout = max(0.0, min(timeout, (self.held[0][0] - time.time_ns()) / 1e9))
+            for queue in (self.held, self.stamped):
+                if queue:
+                    timeout = max(0.0, min(timeout, (queue[0][0] - time.time_ns()) / 1e9))
             readable, _, _ = select.select([self.sock], [], [], timeout)
             if readable:
                 chunk = self.sock.recv(1 << 16)
@@ -184,7 +198,7 @@ class DelayCore:
             if self.stall_pending:
                 self.stall_pending, self.stalled = False, True
                 time.sleep(self.args.stall_ms / 1000)
-        while self.held:
+        while self.held or self.stamped:
             self.release_due()
             time.sleep(0.001)
         self.producer.flush(30)

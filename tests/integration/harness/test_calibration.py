@@ -260,7 +260,9 @@ def test_the_20ms_mode_shows_at_p99_x(calibrated_run: Any) -> None:
         f"P99.5 {harness_figure(entry, 'processing', 99.5)} us"
     )
     assert harness_figure(entry, "processing", 99.5) >= HOLD_MS * 1000
-    assert harness_figure(entry, "total_uncorrected", 99.5) >= HOLD_MS * 1000
+    # The uncorrected total ends at the broker's append time, a whole-ms stamp (floor): up to
+    # 1 ms below the true end.
+    assert harness_figure(entry, "total_uncorrected", 99.5) >= HOLD_MS * 1000 - 1000
 
 
 def test_the_stall_shows_only_in_the_co_corrected_tail(calibrated_run: Any) -> None:

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from confluent_kafka import KafkaError, Message
+from confluent_kafka import (
+    TIMESTAMP_CREATE_TIME,
+    TIMESTAMP_LOG_APPEND_TIME,
+    KafkaError,
+    Message,
+)
 
 from harness.collector.client import CollectorCounters, collector_cost, describe_cost
 from harness.collector.process import Collector
@@ -24,6 +29,24 @@ def test_a_clean_batch_counts_key_and_value_bytes() -> None:
     assert collector.consumed_messages == 4 and collector.kafka_errors == 0
     assert collector.consumed_bytes == 3 * 4 + sum(len(value(i)) for i in range(1, 5))
     assert collector.stages["s"].recorder.measure.messages == 4
+
+
+def test_broker_append_times_end_the_measure_and_follow_kept_records() -> None:
+    appended = (TIMESTAMP_LOG_APPEND_TIME, 5)  # ms
+    messages = [
+        Message(topic="t", key=b"AAPL", value=value(1), timestamp=appended),
+        Message(topic="t", error=KafkaError(KafkaError._TRANSPORT)),
+        Message(topic="t", key=b"AAPL", value=value(2), timestamp=(TIMESTAMP_CREATE_TIME, 5)),
+    ]
+    collector = Collector()
+    collector.set_stage("s")
+    collector.on_messages(messages, 9_000_000)
+    measure = collector.stages["s"].recorder.measure
+    assert measure.basis == {"append": 1, "observed": 1}
+    assert collector.watermark_ns == 5_000_000  # the latest append time seen
+    delivery = measure.histograms["delivery"]
+    assert delivery.get_total_count() == 1  # 9 ms observed - 5 ms appended:
+    assert delivery.get_max_value() == delivery.get_highest_equivalent_value(4_000)
 
 
 def test_error_events_and_null_values_are_read_one_by_one() -> None:

@@ -50,6 +50,8 @@ def test_malformed_values_are_counted_not_raised() -> None:
     assert batch.malformed == 7
     assert batch.seq.tolist() == [1, 2]
     assert batch.observed_ns.tolist() == [0, 8]  # per-value stamps follow the kept records
+    appended = BatchDecoder().decode(values, 5, np.arange(len(values)) * 10)
+    assert appended.append_ns.tolist() == [0, 80] and appended.observed_ns.tolist() == [5, 5]
 
 
 def test_missing_optional_stamps_are_zero() -> None:

@@ -29,7 +29,59 @@ def test_each_measure_records_its_hop() -> None:
     assert p["kafka"]["p99"] == decode_equiv(m, "kafka", 2000)
     assert p["total"]["p50"] == decode_equiv(m, "total", 2150)
     assert p["total_uncorrected"]["p50"] == decode_equiv(m, "total_uncorrected", 2050)
-    assert all(m.histograms[name].get_total_count() == 10 for name in MEASURES)
+    assert all(m.histograms[name].get_total_count() == 10 for name in SUT_MEASURES)
+    # No broker append time (a CreateTime topic): every figure ends at the observation, and
+    # the harness's own delivery hop cannot be told apart.
+    assert m.histograms["delivery"].get_total_count() == 0
+    assert m.basis == {"append": 0, "observed": 10} and m.unavailable["delivery"] == 10
+
+
+SUT_MEASURES = tuple(m for m in MEASURES if m != "delivery")
+
+
+def test_append_time_ends_the_sut_figures_and_delivery_is_apart() -> None:
+    exchange, recv, produced, observed = _batch(10)
+    # The broker appended 3 ms after the produce call (whole ms); the collector saw the
+    # records 40 ms later still: that is the harness's consumer, not the SUT.
+    append = (produced + 3_000_000) // 1_000_000 * 1_000_000
+    observed = append + 40_000_000
+    recorder = Recorder()
+    recorder.record(exchange, recv, produced, observed, append)
+    m = recorder.take()
+    p = m.percentiles()
+    kafka_ms = (append - produced) // 1000
+    assert p["kafka"]["max"] == decode_equiv(m, "kafka", int(kafka_ms.max()))
+    assert 2000 <= p["kafka"]["p50"] <= 3000
+    assert p["delivery"]["p50"] == decode_equiv(m, "delivery", 40_000)
+    assert p["total"]["max"] == decode_equiv(m, "total", int(((append - exchange) // 1000).max()))
+    assert p["total"]["max"] < 10_000  # the collector's 40 ms are not in the SUT's total
+    assert m.basis == {"append": 10, "observed": 0}
+    assert m.unavailable["delivery"] == 0
+
+
+def test_append_within_the_produce_millisecond_is_zero_not_negative() -> None:
+    exchange, recv, produced, observed = _batch(4)
+    produced = produced + 700_000  # 0.7 ms into a millisecond
+    append = produced // 1_000_000 * 1_000_000  # appended in the same ms: the stamp is earlier
+    recorder = Recorder()
+    recorder.record(exchange, recv, produced, observed, append)
+    m = recorder.take()
+    assert m.negative["kafka"] == 0
+    assert m.histograms["kafka"].get_max_value() == 0
+    skewed = Recorder()  # a broker clock 5 ms behind is skew, and counted
+    skewed.record(exchange, recv, produced, observed, append - 5_000_000)
+    assert skewed.take().negative["kafka"] == 4
+
+
+def test_records_without_append_time_end_at_observation() -> None:
+    exchange, recv, produced, observed = _batch(6)
+    append = np.where(np.arange(6) < 4, produced + 1_000_000, 0)
+    recorder = Recorder()
+    recorder.record(exchange, recv, produced, observed, append)
+    m = recorder.take()
+    assert m.basis == {"append": 4, "observed": 2}
+    assert m.histograms["delivery"].get_total_count() == 4
+    assert m.histograms["kafka"].get_max_value() == decode_equiv(m, "kafka", 2000)
 
 
 def decode_equiv(m: StageMeasure, name: str, value: int) -> int:
@@ -51,6 +103,7 @@ def test_absent_stamps_skip_their_measures() -> None:
         "network": 2,
         "processing": 2,
         "kafka": 3,
+        "delivery": 0,
     }
     assert m.unavailable == {
         "total": 1,
@@ -58,6 +111,7 @@ def test_absent_stamps_skip_their_measures() -> None:
         "network": 2,
         "processing": 2,
         "kafka": 1,
+        "delivery": 4,
     }
 
 
@@ -133,6 +187,7 @@ def test_json_round_trip() -> None:
     back = StageMeasure.from_json(m.to_json())
     assert back.percentiles() == m.percentiles()
     assert back.intervals == m.intervals and back.messages == 200
+    assert back.basis == m.basis == {"append": 0, "observed": 200}
     assert decode(m.to_json()["histograms"]["kafka"]).get_total_count() == 200
 
 

@@ -136,20 +136,26 @@ def test_counters_above_and_assign_are_summed_and_live_p99_is_the_largest() -> N
         "counters",
         [
             {"stage": "s", "consumed_messages": 5, "consumed_bytes": 50, "kafka_errors": 0,
-             "last_error": "", "live_p99_us": 900, "t_ns": 2, "cpu_ns": 4_000},
+             "last_error": "", "live_p99_us": 900, "t_ns": 2, "cpu_ns": 4_000,
+             "watermark_ns": 800},
             {"stage": "s", "consumed_messages": 7, "consumed_bytes": 70, "kafka_errors": 1,
-             "last_error": "broker down", "live_p99_us": None, "t_ns": 3, "cpu_ns": 6_000},
+             "last_error": "broker down", "live_p99_us": None, "t_ns": 3, "cpu_ns": 6_000,
+             "watermark_ns": 700},
+            {"stage": "s", "consumed_messages": 0, "consumed_bytes": 0, "kafka_errors": 0,
+             "last_error": "", "live_p99_us": None, "t_ns": 1, "cpu_ns": 1_000,
+             "watermark_ns": 0},
         ],
     )  # fmt: skip
     assert counters == {
         "consumed_messages": 12,
         "consumed_bytes": 120,
         "kafka_errors": 1,
-        "cpu_ns": 10_000,
+        "cpu_ns": 11_000,
         "stage": "s",
         "last_error": "broker down",
         "live_p99_us": 900,
         "t_ns": 3,
+        "watermark_ns": 700,  # the earliest shard's; one that has seen nothing holds none back
     }
     above = merge_replies(
         "above",
