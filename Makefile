@@ -21,7 +21,8 @@ help:
 deps:
 	@bash scripts/install-system-deps.sh
 
-$(BIN)/.installed: pyproject.toml setup.py ingest/feed/_fastparse.c harness/collector/_fastdecode.c
+$(BIN)/.installed: pyproject.toml setup.py ingest/feed/_fastparse.c harness/collector/_fastdecode.c \
+		harness/collector/_kafkaread.c harness/collector/_fastdecode.h
 	@$(MAKE) --no-print-directory deps
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip

@@ -49,13 +49,12 @@ from bench_collector import (  # noqa: E402
 )
 from confluent_kafka import Message  # noqa: E402
 
-from harness.collector._fastdecode import byte_count  # noqa: E402
-from harness.collector.process import (  # noqa: E402
+from harness.collector.kafka_read import (  # noqa: E402
     BATCH,
     CONSUME_TIMEOUT_S,
     CONSUMER_SETTINGS,
-    start_offsets,
 )
+from harness.collector.process import start_offsets  # noqa: E402
 from harness.infra.kafka_clients import consumer  # noqa: E402
 from harness.infra.kafka_local import kafka_jars  # noqa: E402
 from ingest.kafka_out import topic_names  # noqa: E402
@@ -80,7 +79,8 @@ def consume_librdkafka(
         if not messages:
             continue
         values = list(map(Message.value, messages))
-        nbytes += byte_count(values) + byte_count(list(map(Message.key, messages)))
+        keys = [k for k in map(Message.key, messages) if k is not None]
+        nbytes += sum(map(len, values)) + sum(map(len, keys))
         before = seen
         seen += len(messages)
         if before < warm <= seen:

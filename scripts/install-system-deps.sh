@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Installs the system packages the project needs when they are missing (Debian/Ubuntu, as root):
 # Java 17+ for the Kafka broker, Maven to fetch it, Python venv support, a C compiler and the
-# Python headers for the reference core's C parser (ingest/feed/_fastparse.c), redis-server
-# for the Redis snapshot tests. Does nothing when everything is present.
+# Python headers for the C extensions (ingest/feed/_fastparse.c, harness/collector/*.c),
+# librdkafka's headers and library for the collector's Kafka reader
+# (harness/collector/_kafkaread.c), redis-server for the Redis snapshot tests. Does nothing when
+# everything is present.
 set -euo pipefail
 
 missing=()
@@ -19,6 +21,7 @@ command -v gcc >/dev/null 2>&1 || missing+=(gcc)
 python3 -c 'import os, sysconfig; assert os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h"))' \
   >/dev/null 2>&1 || missing+=(python3-dev)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+[ -f /usr/include/librdkafka/rdkafka.h ] || missing+=(librdkafka-dev)
 
 if [ ${#missing[@]} -eq 0 ]; then
   echo "system packages: all present"

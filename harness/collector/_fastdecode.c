@@ -22,34 +22,22 @@
  *   integer outside int64;
  * - a missing symbol, seq or exchange time.
  *
- * `append_times(messages)`: each confluent-kafka Message's broker append time (contract 3), in
- * one call per batch instead of a Python call per message; see the function.
+ * `KafkaReader` (harness/collector/_kafkaread.c) reads batches from librdkafka and runs the same
+ * decoder (`fd_record`) over the payloads in place.
  *
  * The differential tests (tests/unit/harness/collector/test_fastdecode.py) check that what
  * this code returns equals the msgspec path's columns, and that it never accepts a value the
  * general path calls malformed.
  */
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
-#include <stdint.h>
-#include <string.h>
+#include "_fastdecode.h"
 
-#define N_KEYS 6
-#define N_INTS 4
 #define MAX_DEPTH 32
 #define MAX_INT_DIGITS 19
-
-enum { K_SYMBOL, K_TYPE, K_SEQ, K_EXCHANGE, K_RECV, K_PRODUCED };
 
 typedef struct {
     const unsigned char *p;
     const unsigned char *end;
 } Cursor;
-
-typedef struct {
-    const char *text[N_KEYS];
-    Py_ssize_t len[N_KEYS];
-} Keys;
 
 /* 1 for the bytes a string body may hold as they are: printable ASCII but '"' and '\\'. */
 static unsigned char PLAIN[256];
@@ -297,7 +285,7 @@ static int key_index(const Keys *keys, const unsigned char *start, Py_ssize_t n)
 }
 
 /* One record value. 1: columns filled; 0: refused (the general path); -1: a Python error. */
-static int record(const Keys *keys, PyObject *strings, const char *text, Py_ssize_t size,
+int fd_record(const Keys *keys, PyObject *strings, const char *text, Py_ssize_t size,
                   PyObject **symbol, PyObject **type, int64_t ints[N_INTS]) {
     Cursor c = {(const unsigned char *)text, (const unsigned char *)text + size};
     const unsigned char *start, *stop;
@@ -375,7 +363,7 @@ static int record(const Keys *keys, PyObject *strings, const char *text, Py_ssiz
     return seen[K_SYMBOL] && seen[K_SEQ] && seen[K_EXCHANGE];
 }
 
-static int parse_keys(PyObject *tuple, Keys *keys) {
+int fd_parse_keys(PyObject *tuple, Keys *keys) {
     if (!PyTuple_Check(tuple) || PyTuple_GET_SIZE(tuple) != N_KEYS) {
         PyErr_SetString(PyExc_TypeError, "keys must be a 6-tuple of bytes or None");
         return 0;
@@ -410,7 +398,7 @@ static PyObject *extract(PyObject *self, PyObject *args) {
                           &strings)) {
         return NULL;
     }
-    if (!parse_keys(key_tuple, &keys)) {
+    if (!fd_parse_keys(key_tuple, &keys)) {
         return NULL;
     }
     n = PyList_GET_SIZE(values);
@@ -429,7 +417,7 @@ static PyObject *extract(PyObject *self, PyObject *args) {
         if (!PyBytes_Check(value)) {
             goto refuse;
         }
-        status = record(&keys, strings, PyBytes_AS_STRING(value), PyBytes_GET_SIZE(value),
+        status = fd_record(&keys, strings, PyBytes_AS_STRING(value), PyBytes_GET_SIZE(value),
                         &symbol, &type, row);
         if (status <= 0) {
             Py_XDECREF(symbol);
@@ -465,88 +453,29 @@ fail:
     return NULL;
 }
 
-/* Total length of the bytes in a list, None counting 0 (the key and value bytes of a batch). */
-static PyObject *byte_count(PyObject *self, PyObject *items) {
-    Py_ssize_t total = 0;
-    if (!PyList_Check(items)) {
-        PyErr_SetString(PyExc_TypeError, "byte_count needs a list of bytes or None");
-        return NULL;
-    }
-    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(items); i++) {
-        PyObject *item = PyList_GET_ITEM(items, i);
-        if (PyBytes_Check(item)) {
-            total += PyBytes_GET_SIZE(item);
-        } else if (item != Py_None) {
-            PyErr_SetString(PyExc_TypeError, "byte_count needs a list of bytes or None");
-            return NULL;
-        }
-    }
-    return PyLong_FromSsize_t(total);
-}
-
-/* The broker's append time of each message, from confluent-kafka's `Message.timestamp()`
- * ((type, ms)): a bytearray of n int64, ns since the epoch (ms * 1,000,000) where the type is
- * TIMESTAMP_LOG_APPEND_TIME (2), else 0 (a CreateTime topic, or no timestamp). */
-#define LOG_APPEND_TIME 2
-static PyObject *append_times(PyObject *self, PyObject *messages) {
-    static PyObject *name = NULL;
-    PyObject *out;
-    int64_t *column;
-    Py_ssize_t n;
-    if (!PyList_Check(messages)) {
-        PyErr_SetString(PyExc_TypeError, "append_times needs a list of messages");
-        return NULL;
-    }
-    if (name == NULL && (name = PyUnicode_InternFromString("timestamp")) == NULL) {
-        return NULL;
-    }
-    n = PyList_GET_SIZE(messages);
-    out = PyByteArray_FromStringAndSize(NULL, n * (Py_ssize_t)sizeof(int64_t));
-    if (out == NULL) {
-        return NULL;
-    }
-    column = (int64_t *)PyByteArray_AS_STRING(out);
-    for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *stamp = PyObject_CallMethodNoArgs(PyList_GET_ITEM(messages, i), name);
-        long long kind, ms;
-        if (stamp == NULL) {
-            Py_DECREF(out);
-            return NULL;
-        }
-        if (!PyTuple_Check(stamp) || PyTuple_GET_SIZE(stamp) != 2) {
-            Py_DECREF(stamp);
-            Py_DECREF(out);
-            PyErr_SetString(PyExc_TypeError, "Message.timestamp() did not return (type, ms)");
-            return NULL;
-        }
-        kind = PyLong_AsLongLong(PyTuple_GET_ITEM(stamp, 0));
-        ms = PyLong_AsLongLong(PyTuple_GET_ITEM(stamp, 1));
-        Py_DECREF(stamp);
-        if (PyErr_Occurred()) {
-            Py_DECREF(out);
-            return NULL;
-        }
-        column[i] = (kind == LOG_APPEND_TIME && ms > 0) ? (int64_t)ms * 1000000 : 0;
-    }
-    return out;
-}
-
 static PyMethodDef methods[] = {
     {"extract", extract, METH_VARARGS,
      "extract(values, keys, strings) -> (symbols, types, ints) or None; see the module source."},
-    {"byte_count", byte_count, METH_O, "byte_count(items) -> total length of the bytes (None: 0)."},
-    {"append_times", append_times, METH_O,
-     "append_times(messages) -> bytearray of int64 append times (ns; 0 = not LogAppendTime)."},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "harness.collector._fastdecode",
-    "The collector's flat-record decoder in C (harness/collector/_fastdecode.c).", -1, methods,
+    "The collector's hot path in C: KafkaReader and the flat-record decoder "
+    "(harness/collector/_fastdecode.c, _kafkaread.c).", -1, methods,
     NULL, NULL, NULL, NULL,
 };
 
 PyMODINIT_FUNC PyInit__fastdecode(void) {
+    PyObject *m;
     init_plain();
-    return PyModule_Create(&module);
+    m = PyModule_Create(&module);
+    if (m == NULL) {
+        return NULL;
+    }
+    if (fd_add_kafka_reader(m) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
 }

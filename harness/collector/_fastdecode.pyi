@@ -1,11 +1,30 @@
-"""Types of the C extension harness/collector/_fastdecode.c (the collector's record decoder)."""
-
-from typing import Any
+"""Types of the C extension harness/collector/_fastdecode.c and _kafkaread.c (the collector's
+record decoder and Kafka reader)."""
 
 def extract(
     values: list[bytes],
     keys: tuple[bytes | None, bytes | None, bytes | None, bytes | None, bytes | None, bytes | None],
     strings: dict[str, str],
 ) -> tuple[list[str], list[str], bytearray] | None: ...
-def byte_count(items: list[bytes | None]) -> int: ...
-def append_times(messages: list[Any]) -> bytearray: ...
+
+class KafkaReaderError(RuntimeError): ...
+
+class KafkaReader:
+    def __init__(self, settings: dict[str, str]) -> None: ...
+    def assign(self, partitions: list[tuple[str, int, int]]) -> None: ...
+    def read(
+        self,
+        mode: int,
+        max_messages: int,
+        timeout_s: float,
+        keys: tuple[bytes | None, ...] | None = None,
+        strings: dict[str, str] | None = None,
+    ) -> tuple[
+        int,
+        int,
+        int,
+        str | None,
+        bytearray,
+        tuple[list[str], list[str], bytearray] | list[bytes] | None,
+    ]: ...
+    def close(self) -> None: ...

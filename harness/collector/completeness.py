@@ -15,11 +15,12 @@ worst case, 0 when nothing is lost or reordered). Past the bound the lowest hole
 forgotten: their seqs stay counted as gaps (`forgotten`), and a later arrival at or below the
 highest forgotten seq is counted `ambiguous` (a late fill or a duplicate; it cannot tell).
 
-`SequenceTracker.update()` is vectorised per batch: records are stably sorted by key and a
-key's run of seqs that continues its previous highest seq by exactly +1 is applied with a few
-numpy operations for all keys at once; only keys with an anomaly in the batch (gap, duplicate,
-reorder) go through the per-record path. `snapshot()` gives `Completeness`, pure data that
-merges (`a + b`, exact unless holes were forgotten) and serialises to JSON.
+`SequenceTracker.update()` is vectorised per window of records, whatever their order: the
+state of all keys is numpy arrays (counters, highest seq, and the seqs seen as spans), and
+gaps, duplicates and late arrivals are found with a fixed number of array steps (records of a
+key arrive from several topics, so out of order is the normal case). `KeyState.note()` is the
+same rule one record at a time (the reference of the tests). `snapshot()` gives `Completeness`,
+pure data that merges (`a + b`, exact unless holes were forgotten) and serialises to JSON.
 
 `compare()` sets what arrived against what feed_sim says it sent (feed_sim.stats.StageCounters).
 """
@@ -30,7 +31,7 @@ import math
 from bisect import bisect_right
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from itertools import repeat
+from itertools import pairwise, repeat
 from typing import Any
 
 import numpy as np
@@ -245,8 +246,34 @@ class Completeness:
         return cls(keys, int(data["malformed"]))
 
 
+SEQ_BITS = 43
+"""Tracked sequence numbers are 0 .. 2**43 - 2: a key id (symbol x family slot, < 2**20) and a
+sequence number pack into one int64 that orders by (key, seq)."""
+SEQ_LIMIT = (1 << SEQ_BITS) - 1
+KEY_LIMIT = 1 << (63 - SEQ_BITS)
+I64 = npt.NDArray[np.int64]
+
+
+def _segment_starts(keys: I64) -> npt.NDArray[np.bool_]:
+    starts = np.empty(keys.size, dtype=bool)
+    if keys.size:
+        starts[0] = True
+        np.not_equal(keys[1:], keys[:-1], out=starts[1:])
+    return starts
+
+
 class SequenceTracker:
-    """Tracks per-key sequences from decoded batches; `snapshot()` gives Completeness."""
+    """Tracks per-key sequences from decoded batches; `snapshot()` gives Completeness.
+
+    The state is held in numpy arrays for all keys at once, and every buffered window of
+    records is applied with a fixed number of vectorised steps whatever its order: records of
+    one key arrive from several topics (trades and quotes share the TickID) and partitions, so
+    arrivals out of order are the normal case, not an exception to fall back from. Per key:
+    counters (received, unique, duplicates, out_of_order, ambiguous, forgotten), the highest
+    seq, and the seqs seen as sorted, disjoint spans (the holes are the gaps between them; at
+    most MAX_HOLES, the lowest forgotten beyond that, as `KeyState` does). A seq outside
+    0 .. 2**43 - 2 cannot be tracked and counts as malformed.
+    """
 
     def __init__(
         self, families: Mapping[str, str] = DEFAULT_FAMILIES, flush_at: int = 4096
@@ -257,13 +284,17 @@ class SequenceTracker:
         self._family_ids: dict[str, int] = {}
         """Record type -> family slot."""
         self._family_names: list[str] = []
+        self._counts = {name: np.zeros(0, dtype=np.int64) for name in self.COUNTERS}
         self._high = np.zeros(0, dtype=np.int64)
-        self._low = np.zeros(0, dtype=np.int64)
-        self._count = np.zeros(0, dtype=np.int64)
-        self._slow: dict[int, KeyState] = {}
-        """Per-record states of keys that had an anomaly (the fast path's counts fold in)."""
+        self._forgotten_upto = np.zeros(0, dtype=np.int64)
+        self._span_start = np.zeros(0, dtype=np.int64)
+        """Packed (key << SEQ_BITS | first seq) of each span of seqs seen, sorted."""
+        self._span_end = np.zeros(0, dtype=np.int64)
+        """Packed (key << SEQ_BITS | last seq) of the same spans."""
         self.malformed = 0
         self._pending = PendingColumns(flush_at)
+
+    COUNTERS = ("received", "unique", "duplicates", "out_of_order", "ambiguous", "forgotten")
 
     def _symbol_id(self, symbol: str) -> int:
         known = self._symbol_ids.get(symbol)
@@ -273,9 +304,14 @@ class SequenceTracker:
         self._symbols.append(symbol)
         if sid * FAMILY_SLOTS >= self._high.size:
             grow = max(64, len(self._symbols)) * FAMILY_SLOTS
+            if self._high.size + grow > KEY_LIMIT:
+                raise ValueError(f"more than {KEY_LIMIT // FAMILY_SLOTS} symbols to track")
+            for name, counts in self._counts.items():
+                self._counts[name] = np.concatenate([counts, np.zeros(grow, np.int64)])
             self._high = np.concatenate([self._high, np.full(grow, _FRESH, np.int64)])
-            self._low = np.concatenate([self._low, np.zeros(grow, np.int64)])
-            self._count = np.concatenate([self._count, np.zeros(grow, np.int64)])
+            self._forgotten_upto = np.concatenate(
+                [self._forgotten_upto, np.full(grow, _FRESH, np.int64)]
+            )
         return sid
 
     def _family_id(self, type_: str) -> int:
@@ -291,7 +327,7 @@ class SequenceTracker:
         fid = self._family_ids[type_] = self._family_names.index(family)
         return fid
 
-    def key_ids(self, symbols: Sequence[str], types: Sequence[str]) -> npt.NDArray[np.int64]:
+    def key_ids(self, symbols: Sequence[str], types: Sequence[str]) -> I64:
         """Key id of each record: symbol id * FAMILY_SLOTS + family slot (registering new ones)."""
         n = len(symbols)
         sids = np.fromiter(map(self._symbol_ids.get, symbols, repeat(-1)), np.int64, n)
@@ -300,7 +336,7 @@ class SequenceTracker:
         fids = np.fromiter(map(self._family_ids.get, types, repeat(-1)), np.int64, n)
         if n and fids.min() < 0:
             fids = np.fromiter(map(self._family_id, types), np.int64, n)
-        kid: npt.NDArray[np.int64] = sids * FAMILY_SLOTS + fids
+        kid: I64 = sids * FAMILY_SLOTS + fids
         return kid
 
     def _key(self, kid: int) -> Key:
@@ -317,7 +353,12 @@ class SequenceTracker:
         seqs = np.asarray(seq, dtype=np.int64)
         if seqs.size == 0:
             return
-        if self._pending.add((self.key_ids(symbols, types), seqs), seqs.size):
+        kid = self.key_ids(symbols, types)
+        trackable = (seqs >= 0) & (seqs < SEQ_LIMIT)
+        if not trackable.all():
+            self.malformed += int(seqs.size - np.count_nonzero(trackable))
+            kid, seqs = kid[trackable], seqs[trackable]
+        if self._pending.add((kid, seqs), seqs.size):
             self.flush()
 
     def flush(self) -> None:
@@ -326,79 +367,113 @@ class SequenceTracker:
         if joined is not None:
             self._apply(*joined)
 
-    def _apply(self, kid: npt.NDArray[np.int64], seqs: npt.NDArray[np.int64]) -> None:
-        order = np.argsort(kid, kind="stable")
-        k, s = kid[order], seqs[order]
-        starts = np.empty(k.size, dtype=bool)
-        starts[0] = True
-        np.not_equal(k[1:], k[:-1], out=starts[1:])
-        prev = np.empty_like(s)
-        prev[1:] = s[:-1]
-        prev[starts] = self._high[k[starts]]
-        fresh = starts & (prev == _FRESH)
-        prev[fresh] = s[fresh] - 1
-        bad = s != prev + 1
-        if bad.any():
-            slow = np.isin(k, np.unique(k[bad]))
-            fast = ~slow
-            self._fast_path(k[fast], s[fast], fresh[fast])
-            self._slow_path(k[slow], s[slow])
-        else:
-            self._fast_path(k, s, fresh)
-
-    def _fast_path(
-        self, k: npt.NDArray[np.int64], s: npt.NDArray[np.int64], fresh: npt.NDArray[np.bool_]
-    ) -> None:
-        """Runs (sorted by key) that continue each key's highest seq by +1."""
-        if k.size == 0:
+    def _apply(self, kid: I64, seqs: I64) -> None:
+        """One window of records in arrival order (the class docstring), with one sort: by
+        (key, seq), stable, so each (key, seq)'s first arrival leads its group."""
+        n = kid.size
+        if n == 0:
             return
-        self._low[k[fresh]] = s[fresh]
-        ends = np.empty(k.size, dtype=bool)
-        ends[-1] = True
-        np.not_equal(k[1:], k[:-1], out=ends[:-1])
-        self._high[k[ends]] = s[ends]
-        self._count += np.bincount(k, minlength=self._count.size)[: self._count.size]
+        order = np.argsort((kid << SEQ_BITS) | seqs, kind="stable")
+        keys, seq = kid[order], seqs[order]
+        packed = (keys << SEQ_BITS) | seq
+        # Seen before this window: inside a span of the key.
+        seen = np.zeros(n, dtype=bool)
+        if self._span_start.size:
+            at = np.searchsorted(self._span_start, packed, side="right") - 1
+            inside = at >= 0
+            seen[inside] = packed[inside] <= self._span_end[at[inside]]
+        first = np.ones(n, dtype=bool)  # the first arrival of its (key, seq) in the window
+        np.not_equal(packed[1:], packed[:-1], out=first[1:])
+        new = first & ~seen
+        ambiguous = seen & (seq <= self._forgotten_upto[keys])
+        duplicate = ~new & ~ambiguous
+        # Late: a higher seq of the key arrived before it (earlier in the window: the least
+        # arrival index among the key's higher seqs, a suffix minimum; or in a past window).
+        by_key = (keys << 32) | order
+        after = np.minimum.accumulate(by_key[::-1])[::-1]  # keys ascend: no carry across keys
+        later = np.full(n, np.iinfo(np.int64).max)
+        later[:-1] = after[1:]
+        same_key = (later >> 32) == keys
+        late = (same_key & ((later & 0xFFFFFFFF) < order)) | (seq < self._high[keys])
+        counts, size = self._counts, self._high.size
+        for name, mask in (
+            ("received", None),
+            ("unique", new),
+            ("duplicates", duplicate),
+            ("ambiguous", ambiguous),
+            ("out_of_order", new & late),
+        ):
+            chosen = keys if mask is None else keys[mask]
+            if chosen.size:
+                counts[name] += np.bincount(chosen, minlength=size)[:size]
+        last = np.ones(n, dtype=bool)
+        np.not_equal(keys[1:], keys[:-1], out=last[:-1])
+        self._high[keys[last]] = np.maximum(self._high[keys[last]], seq[last])
+        self._add_spans(packed[new])
 
-    def _slow_path(self, k: npt.NDArray[np.int64], s: npt.NDArray[np.int64]) -> None:
-        """Records of keys with an anomaly in the batch, one by one in arrival order."""
-        touched: dict[int, KeyState] = {}
-        for kid, seq in zip(k.tolist(), s.tolist(), strict=True):
-            state = touched.get(kid)
-            if state is None:
-                state = touched[kid] = self._fold(kid)
-            state.note(seq)
-        for kid, state in touched.items():
-            self._high[kid] = state.high
+    def _add_spans(self, points: I64) -> None:
+        """Merge sorted new packed seqs into the spans (runs, then overlapping / adjacent)."""
+        if points.size == 0:
+            return
+        breaks = np.flatnonzero(np.diff(points) != 1) + 1
+        run_start = points[np.concatenate(([0], breaks))]
+        run_end = points[np.concatenate((breaks - 1, [points.size - 1]))]
+        at = np.searchsorted(self._span_start, run_start)  # both sorted: merge, not sort
+        start = np.insert(self._span_start, at, run_start)
+        end = np.insert(self._span_end, at, run_end)
+        reach = np.maximum.accumulate(end)  # keys ascend: a key's spans never reach the next
+        begins = np.ones(start.size, dtype=bool)
+        begins[1:] = start[1:] > reach[:-1] + 1
+        heads = np.flatnonzero(begins)
+        self._span_start = start[heads]
+        self._span_end = np.maximum.reduceat(end, heads)
+        self._bound_holes()
 
-    def _fold(self, kid: int) -> KeyState:
-        """The key's per-record state with the fast path's counts folded in."""
-        state = self._slow.get(kid)
-        if state is None:
-            state = self._slow[kid] = KeyState()
-        self._fold_into(state, kid)
-        self._count[kid] = 0
-        return state
-
-    def _fold_into(self, state: KeyState, kid: int) -> None:
-        count = int(self._count[kid])
-        if count:
-            if state.received == 0:
-                state.low = int(self._low[kid])
-            state.received += count
-            state.unique += count
-            state.high = int(self._high[kid])
+    def _bound_holes(self) -> None:
+        """At most MAX_HOLES holes a key: the lowest beyond that are forgotten (KeyState's
+        rule): their seqs count as gaps (`forgotten`), a later arrival in them as ambiguous."""
+        span_keys = self._span_start >> SEQ_BITS
+        per_key = np.bincount(span_keys)
+        crowded = np.flatnonzero(per_key > MAX_HOLES + 1)
+        if crowded.size == 0:
+            return
+        keep = np.ones(self._span_start.size, dtype=bool)
+        firsts = np.searchsorted(span_keys, crowded)
+        for key, first in zip(crowded.tolist(), firsts.tolist(), strict=True):
+            excess = int(per_key[key]) - 1 - MAX_HOLES
+            last = first + excess  # spans first..last become one
+            gaps = self._span_start[first + 1 : last + 1] - self._span_end[first:last] - 1
+            self._counts["forgotten"][key] += int(gaps.sum())
+            upto = int(self._span_start[last] & SEQ_LIMIT) - 1
+            self._forgotten_upto[key] = max(int(self._forgotten_upto[key]), upto)
+            self._span_end[first] = self._span_end[last]
+            keep[first + 1 : last + 1] = False
+        self._span_start, self._span_end = self._span_start[keep], self._span_end[keep]
 
     def snapshot(self) -> Completeness:
         """Pure-data copy of the state so far (buffered batches applied first)."""
         self.flush()
-        keys = {}
-        kids = set(np.flatnonzero(self._high != _FRESH).tolist()) | set(self._slow)
-        for kid in sorted(kids):
-            state = self._slow.get(kid)
-            state = KeyState() if state is None else _copy(state)
-            self._fold_into(state, kid)
-            keys[self._key(kid)] = state
-        return Completeness(keys, self.malformed)
+        keys: dict[Key, KeyState] = {}
+        span_keys = self._span_start >> SEQ_BITS
+        bounds = [*np.flatnonzero(_segment_starts(span_keys)).tolist(), span_keys.size]
+        counts = {name: values.tolist() for name, values in self._counts.items()}
+        starts = (self._span_start & SEQ_LIMIT).tolist()
+        ends = (self._span_end & SEQ_LIMIT).tolist()
+        for first, stop in pairwise(bounds):
+            kid = int(span_keys[first])
+            keys[self._key(kid)] = KeyState(
+                received=counts["received"][kid],
+                unique=counts["unique"][kid],
+                duplicates=counts["duplicates"][kid],
+                out_of_order=counts["out_of_order"][kid],
+                low=starts[first],
+                high=ends[stop - 1],
+                holes=[(ends[i] + 1, starts[i + 1] - 1) for i in range(first, stop - 1)],
+                forgotten=counts["forgotten"][kid],
+                forgotten_upto=int(self._forgotten_upto[kid]),
+                ambiguous=counts["ambiguous"][kid],
+            )
+        return Completeness(dict(sorted(keys.items())), self.malformed)
 
 
 @dataclass

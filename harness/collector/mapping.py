@@ -188,7 +188,6 @@ class BatchDecoder:
         if self._keys is not None:
             fast = self._extract(values, observed, append)
             if fast is not None:
-                self.native_batches += 1
                 return fast
         self.general_batches += 1
         if len(values) <= CHUNK:
@@ -212,16 +211,38 @@ class BatchDecoder:
     def _extract(self, values: Sequence[bytes], observed: I64, append: I64) -> DecodedBatch | None:
         """The C decoder's columns, or None when the batch needs the general path."""
         assert self._keys is not None
-        if len(self._interned) > INTERNED_MAX:
-            self._interned.clear()
         found = extract(
             values if isinstance(values, list) else list(values),
             self._keys,  # type: ignore[arg-type]
-            self._interned,
+            self.strings,
         )
-        if found is None:
-            return None
+        return None if found is None else self.from_columns(found, observed, append)
+
+    @property
+    def native_keys(self) -> tuple[bytes | None, ...] | None:
+        """The mapped keys as the C decoder takes them (None: values go the general way)."""
+        return self._keys
+
+    @property
+    def strings(self) -> dict[str, str]:
+        """The C decoder's interning table of symbol and type strings (bounded)."""
+        if len(self._interned) > INTERNED_MAX:
+            self._interned.clear()
+        return self._interned
+
+    def from_columns(
+        self,
+        found: tuple[list[str], list[str], bytearray],
+        observed_ns: int | npt.ArrayLike,
+        append_ns: int | npt.ArrayLike = 0,
+    ) -> DecodedBatch:
+        """The batch of what the C decoder found (`extract`, or `KafkaReader.read` reading
+        into columns)."""
+        self.native_batches += 1
         symbols, types, ints = found
+        n = len(symbols)
+        observed = np.broadcast_to(np.asarray(observed_ns, dtype=np.int64), (n,))
+        append = np.broadcast_to(np.asarray(append_ns, dtype=np.int64), (n,))
         seq, exchange, recv, produced = np.frombuffer(ints, dtype=np.int64).reshape(4, -1)
         return self._batch(symbols, types, seq, exchange, recv, produced, observed, append, 0)
 

@@ -5,12 +5,12 @@
         [--partitions all|none] [--shard I/N]
 
 Locust monkey-patches its process with gevent, so the collector's hot loop never runs there
-(ARCHITECTURE.md, "Locust's role"): this process owns the Kafka consumers (confluent-kafka,
-one per topic: `TopicConsumers`) and the measurement core (`BatchDecoder`, `Recorder`,
-`SequenceTracker`); the orchestrator drives it through
+(ARCHITECTURE.md, "Locust's role"): this process owns the Kafka readers (librdkafka's C API,
+one per topic: `harness.collector.kafka_read.TopicReaders`) and the measurement core
+(`BatchDecoder`, `Recorder`, `SequenceTracker`); the orchestrator drives it through
 `harness.collector.client.CollectorProcess`.
 
-Consumption. The consumers assign themselves every partition of the SUT's topics at explicit
+Consumption. The readers assign themselves every partition of the SUT's topics at explicit
 start offsets (the end, or the beginning with `--offset-reset earliest`) looked up with one
 ListOffsets request before the process reports ready, so everything produced after the
 `ready` line is read -- no group rebalance, no lazy "latest" resolution racing the producer.
@@ -19,11 +19,11 @@ with `assign` (the stage's symbols' partitions, at their end offsets).
 `--shard I/N` (a collector shard of `harness.locust_worker`) keeps, of all partitions, those
 numbered p with p mod N == I.
 The SUT's lag ends at the broker's append time (contract 3), not when this process reads a
-record, so the fetch settings favour throughput (CONSUMER_SETTINGS: fetch.min.bytes 1 MB,
-fetch.wait.max.ms 500; `--consumer-config` overrides them): how late the collector sees a
-record is its own `delivery` hop, and only the live P99 and the early abort wait for it.
-The main thread loops on `consume(10000, ...)` over the consumers in turn and stamps
-`observed_ns = time.time_ns()` once per batch, right after `consume` returns. Every
+record, so the readers favour throughput (`harness.collector.kafka_read`; `--consumer-config`
+overrides their settings): how late the collector sees a record is its own `delivery` hop,
+and only the live P99 and the early abort wait for it. The main thread reads the topics in
+turn, up to 10,000 records a read, decoded into columns in C while a stage is open, and stamps
+`observed_ns = time.time_ns()` once per read, right after it returns. Every
 record's value and key bytes are counted (Kafka Mbps out of the SUT); records are decoded and
 measured only while a stage is open -- before the first stage and after `stage null` they are
 consumed but not measured (warmup).
@@ -77,36 +77,20 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import IO, Any, ClassVar
 
-import numpy as np
 import orjson
-from confluent_kafka import KafkaException, Message, TopicPartition
+from confluent_kafka import KafkaException, TopicPartition
 from confluent_kafka.admin import OffsetSpec  # type: ignore[attr-defined]
 
-from harness.collector._fastdecode import append_times, byte_count
+from harness.collector._fastdecode import KafkaReaderError
 from harness.collector.completeness import SequenceTracker
+from harness.collector.kafka_read import CONSUMER_SETTINGS, ReadBatch, ReadMode, TopicReaders
 from harness.collector.mapping import REFERENCE_CORE, BatchDecoder, FieldMapping, quiet_gc
 from harness.collector.measure import INTERVAL_MEASURES, Recorder, StageMeasure
 from harness.collector.shards import in_shard, parse_shard
 from harness.hdr import count_above
-from harness.infra.kafka_clients import admin_client, consumer
+from harness.infra.kafka_clients import admin_client
 from harness.infra.topics import offsets_when_served
 
-BATCH = 10_000
-CONSUME_TIMEOUT_S = 0.05
-"""librdkafka's consume() waits up to this long to fill a batch before returning; the observed
-time is stamped when it returns. It only moves `delivery` (the harness's own hop): the SUT's
-figures end at the broker's append time."""
-CONSUMER_SETTINGS: dict[str, Any] = {
-    "enable.auto.commit": False,
-    "enable.auto.offset.store": False,
-    # Throughput, not latency: few, large fetches. Each fetch names every assigned partition
-    # and every reply wakes the broker thread to check all of them, so at 50k msg/s over
-    # 3 x 495 partitions the number of fetches, not of records, sets most of the CPU.
-    "fetch.min.bytes": 1 << 20,
-    "fetch.wait.max.ms": 500,
-    "queued.min.messages": 20_000,
-    "enable.partition.eof": False,
-}
 EXIT_OK = 0
 EXIT_ERROR = 2
 EXIT_INFRA = 4
@@ -157,58 +141,42 @@ class Collector:
         it passes a moment, records appended before it have been seen (per partition, a fetch
         returns them in order)."""
 
-    def on_messages(self, messages: Sequence[Message], observed_ns: int) -> None:
-        """One batch from `Consumer.consume`, observed at `observed_ns`."""
-        # The usual batch (no error event, no null value) is read with C-level maps: a
-        # per-message Python loop cost about 0.3 us a message.
-        values: list[Any] = list(map(Message.value, messages))
-        kept = messages if isinstance(messages, list) else list(messages)
-        if any(map(Message.error, messages)) or values.count(None):
-            kept, values, nbytes = self._read_one_by_one(messages)
-        else:
-            nbytes = byte_count(values) + byte_count(list(map(Message.key, messages)))
-        self.consumed_messages += len(values)
-        self.consumed_bytes += nbytes
-        if not values:
+    @property
+    def read_mode(self) -> ReadMode:
+        """What the next read should do with the values: nothing while no stage is measured,
+        else decode them in C (flat mappings) or hand them over raw (the general path)."""
+        if self.active is None:
+            return ReadMode.COUNT
+        return ReadMode.VALUES if self.decoder.native_keys is None else ReadMode.COLUMNS
+
+    def on_batch(self, batch: ReadBatch, observed_ns: int) -> None:
+        """One read (`TopicReaders.read`), observed at `observed_ns`."""
+        self.consumed_messages += batch.records
+        self.consumed_bytes += batch.nbytes
+        if batch.errors:
+            self.kafka_errors += batch.errors
+            self.last_error = batch.last_error or self.last_error
+        if not batch.records:
             return
-        appended = np.frombuffer(append_times(kept), dtype=np.int64)
-        latest = int(appended.max())
+        latest = int(batch.append_ns.max())
         self.watermark_ns = max(self.watermark_ns, latest if latest else observed_ns)
         stage = self.active
-        if stage is not None:
-            batch = self.decoder.decode(values, observed_ns, appended)
-            stage.recorder.record(
-                batch.exchange_ns,
-                batch.recv_ns,
-                batch.produced_ns,
-                batch.observed_ns,
-                batch.append_ns,
-            )
-            stage.tracker.update(batch.symbols, batch.types, batch.seq, batch.malformed)
-
-    def _read_one_by_one(
-        self, messages: Sequence[Message]
-    ) -> tuple[list[Message], list[bytes], int]:
-        """The messages with a value, their values, and the key + value bytes of a batch with
-        error events or null values."""
-        kept: list[Message] = []
-        values: list[bytes] = []
-        nbytes = 0
-        for message in messages:
-            error = message.error()
-            if error is not None:
-                self.kafka_errors += 1
-                self.last_error = str(error)
-                continue
-            value = message.value()
-            key = message.key()
-            if key is not None:
-                nbytes += len(key)
-            if value is not None:
-                nbytes += len(value)
-                values.append(value)
-                kept.append(message)
-        return kept, values, nbytes
+        if stage is None:
+            return
+        if batch.columns is not None:
+            decoded = self.decoder.from_columns(batch.columns, observed_ns, batch.append_ns)
+        elif batch.values is not None:
+            decoded = self.decoder.decode(batch.values, observed_ns, batch.append_ns)
+        else:
+            return  # read only to count (no stage was open when it was asked for)
+        stage.recorder.record(
+            decoded.exchange_ns,
+            decoded.recv_ns,
+            decoded.produced_ns,
+            decoded.observed_ns,
+            decoded.append_ns,
+        )
+        stage.tracker.update(decoded.symbols, decoded.types, decoded.seq, decoded.malformed)
 
     def set_stage(self, label: str | None) -> str | None:
         """Close the open stage (returns its label) and open `label` (None = warmup)."""
@@ -387,39 +355,6 @@ def start_offsets(
     return [TopicPartition(tp.topic, tp.partition, offsets[tp]) for tp in wanted]
 
 
-class TopicConsumers:
-    """One librdkafka consumer per topic, read in turn. Every reply to a fetch wakes a
-    consumer's broker thread to look at each of its partitions (two mutex round trips each),
-    so one consumer of 3 x 495 partitions spent more CPU there than a consumer per topic of
-    495 does together (bench/README.md)."""
-
-    def __init__(self, bootstrap: str, group: str, topics: Sequence[str], config: dict[str, Any]):
-        self.by_topic = {topic: consumer(bootstrap, group, dict(config)) for topic in topics}
-        self._turn = list(self.by_topic.values())
-        self._next = 0
-
-    def assign(self, partitions: Sequence[TopicPartition]) -> None:
-        """Add these partitions (at their offsets) to their topic's consumer."""
-        for topic, reader in self.by_topic.items():
-            mine = [tp for tp in partitions if tp.topic == topic]
-            if mine:
-                reader.incremental_assign(mine)
-
-    def consume(self) -> list[Message]:
-        """The next consumer's batch (up to BATCH records, waiting up to CONSUME_TIMEOUT_S
-        shared over the consumers)."""
-        reader = self._turn[self._next]
-        self._next = (self._next + 1) % len(self._turn)
-        messages: list[Message] = reader.consume(
-            num_messages=BATCH, timeout=CONSUME_TIMEOUT_S / len(self._turn)
-        )
-        return messages
-
-    def close(self) -> None:
-        for reader in self.by_topic.values():
-            reader.close()
-
-
 class Assigner:
     """Which partitions the consumers read. All of the SUT's topics' partitions by default;
     with `--partitions none` only those the runner names (`assign`), added at their end
@@ -428,7 +363,7 @@ class Assigner:
 
     def __init__(
         self,
-        consumers: TopicConsumers,
+        consumers: TopicReaders,
         bootstrap: str,
         topics: Sequence[str],
         timeout_s: float,
@@ -449,7 +384,7 @@ class Assigner:
 
 
 def serve(
-    consumers: TopicConsumers,
+    readers: TopicReaders,
     collector: Collector,
     channel: ControlChannel,
     stop: threading.Event,
@@ -469,7 +404,7 @@ def serve(
             if command.get("cmd") == "assign" and assigner is not None:
                 try:
                     reply, done = assigner.assign(list(command.get("partitions") or [])), False
-                except (KafkaException, TypeError, ValueError) as exc:
+                except (KafkaException, KafkaReaderError, TypeError, ValueError) as exc:
                     reply, done = {"error": f"assign failed: {exc}"}, False
             else:
                 reply, done = handle(collector, command)
@@ -479,10 +414,10 @@ def serve(
                 return EXIT_OK
             if done:
                 return EXIT_OK
-        messages = consumers.consume()
+        decoder = collector.decoder
+        batch = readers.read(collector.read_mode, decoder.native_keys, decoder.strings)
         observed_ns = time.time_ns()
-        if messages:
-            collector.on_messages(messages, observed_ns)
+        collector.on_batch(batch, observed_ns)
         if slow_s:
             time.sleep(slow_s)
     return EXIT_OK
@@ -576,7 +511,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         if args.shard is not None:
             partitions = [tp for tp in partitions if in_shard(tp.partition, *args.shard)]
-        kafka = TopicConsumers(
+        kafka = TopicReaders(
             args.bootstrap,
             group,
             topics,
@@ -585,9 +520,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         kafka.assign(partitions)
         assigner = Assigner(kafka, args.bootstrap, topics, args.timeout)
         assigner.assigned = {tp.partition for tp in partitions}
-    except KafkaException as exc:
+    except (KafkaException, KafkaReaderError) as exc:
         channel.reply({"error": f"Kafka unavailable: {exc}"})
         return EXIT_INFRA
+    except ValueError as exc:  # a setting librdkafka refuses (--consumer-config)
+        channel.reply({"error": f"bad consumer settings: {exc}"})
+        return EXIT_ERROR
     quiet_gc()
     collector = Collector(mapping)
     channel.reply(

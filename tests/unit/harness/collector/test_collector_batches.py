@@ -1,17 +1,15 @@
-"""`Collector.on_messages`: what it reads of a batch of confluent-kafka Messages."""
+"""`Collector.on_batch`: what it takes from a read (counts, append times, columns or values)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from confluent_kafka import (
-    TIMESTAMP_CREATE_TIME,
-    TIMESTAMP_LOG_APPEND_TIME,
-    KafkaError,
-    Message,
-)
+import numpy as np
 
+from harness.collector._fastdecode import extract
 from harness.collector.client import CollectorCounters, collector_cost, describe_cost
+from harness.collector.kafka_read import ReadBatch, ReadMode
+from harness.collector.mapping import FieldMapping
 from harness.collector.process import Collector
 from ingest.records import FeedRecord
 
@@ -20,53 +18,54 @@ def value(seq: int) -> bytes:
     return FeedRecord("AAPL", "quote", seq, 1_000 + seq, 2_000 + seq, 3_000 + seq, {}).to_value()
 
 
-def test_a_clean_batch_counts_key_and_value_bytes() -> None:
-    messages = [Message(topic="t", key=b"AAPL", value=value(i)) for i in range(1, 4)]
-    messages.append(Message(topic="t", key=None, value=value(4)))
-    collector = Collector()
-    collector.set_stage("s")
-    collector.on_messages(messages, 10_000)
-    assert collector.consumed_messages == 4 and collector.kafka_errors == 0
-    assert collector.consumed_bytes == 3 * 4 + sum(len(value(i)) for i in range(1, 5))
-    assert collector.stages["s"].recorder.measure.messages == 4
+def test_columns_and_values_are_measured_alike() -> None:
+    values = [value(i) for i in range(1, 5)]
+    by_values, by_columns = Collector(), Collector()
+    for collector in (by_values, by_columns):
+        collector.set_stage("s")
+        assert collector.read_mode is ReadMode.COLUMNS
+    by_values.on_batch(ReadBatch.of_values(values, 5_000_000), 9_000_000)
+    decoder = by_columns.decoder
+    assert decoder.native_keys is not None
+    columns = extract(values, decoder.native_keys, decoder.strings)  # type: ignore[arg-type]
+    assert columns is not None
+    append = np.full(4, 5_000_000, dtype=np.int64)
+    by_columns.on_batch(ReadBatch(4, 1_000, append_ns=append, columns=columns), 9_000_000)
+    for collector in (by_values, by_columns):
+        measure = collector.stages["s"].recorder.measure
+        assert measure.messages == 4 and measure.basis == {"append": 4, "observed": 0}
+        delivery = measure.histograms["delivery"]  # 9 ms observed - 5 ms appended
+        assert delivery.get_max_value() == delivery.get_highest_equivalent_value(4_000)
+        assert collector.stages["s"].tracker.snapshot().totals()["unique"] == 4
+        assert collector.watermark_ns == 5_000_000  # the latest append time seen
+    assert by_columns.consumed_bytes == 1_000
 
 
-def test_broker_append_times_end_the_measure_and_follow_kept_records() -> None:
-    appended = (TIMESTAMP_LOG_APPEND_TIME, 5)  # ms
-    messages = [
-        Message(topic="t", key=b"AAPL", value=value(1), timestamp=appended),
-        Message(topic="t", error=KafkaError(KafkaError._TRANSPORT)),
-        Message(topic="t", key=b"AAPL", value=value(2), timestamp=(TIMESTAMP_CREATE_TIME, 5)),
-    ]
+def test_create_time_records_end_at_the_observation() -> None:
     collector = Collector()
     collector.set_stage("s")
-    collector.on_messages(messages, 9_000_000)
+    append = np.array([5_000_000, 0], dtype=np.int64)  # the second topic stamps CreateTime
+    collector.on_batch(ReadBatch.of_values([value(1), value(2)], append), 9_000_000)
     measure = collector.stages["s"].recorder.measure
     assert measure.basis == {"append": 1, "observed": 1}
-    assert collector.watermark_ns == 5_000_000  # the latest append time seen
-    delivery = measure.histograms["delivery"]
-    assert delivery.get_total_count() == 1  # 9 ms observed - 5 ms appended:
-    assert delivery.get_max_value() == delivery.get_highest_equivalent_value(4_000)
+    assert measure.histograms["delivery"].get_total_count() == 1
 
 
-def test_error_events_and_null_values_are_read_one_by_one() -> None:
-    error = KafkaError(KafkaError._TRANSPORT)
-    messages = [
-        Message(topic="t", key=b"AAPL", value=value(1)),
-        Message(topic="t", error=error),
-        Message(topic="t", key=b"AAPL", value=None),  # a tombstone: counted bytes, no record
-        Message(topic="t", key=b"AAPL", value=value(2)),
-    ]
+def test_errors_are_counted_and_an_unmeasured_read_only_counts() -> None:
     collector = Collector()
-    collector.set_stage("s")
-    collector.on_messages(messages, 10_000)
-    assert collector.kafka_errors == 1 and "Local: Broker transport failure" in (
-        collector.last_error
-    )
-    assert collector.consumed_messages == 2
-    assert collector.consumed_bytes == 3 * 4 + len(value(1)) + len(value(2))
-    completeness = collector.stages["s"].tracker.snapshot()
-    assert completeness.totals()["unique"] == 2
+    assert collector.read_mode is ReadMode.COUNT  # no stage: nothing to decode
+    collector.on_batch(ReadBatch(0, 0, errors=2, last_error="Broker: Unknown partition"), 1)
+    assert collector.kafka_errors == 2 and collector.last_error == "Broker: Unknown partition"
+    append = np.full(3, 7_000_000, dtype=np.int64)
+    collector.on_batch(ReadBatch(3, 600, append_ns=append), 9_000_000)  # counted, not decoded
+    assert (collector.consumed_messages, collector.consumed_bytes) == (3, 600)
+    assert collector.watermark_ns == 7_000_000 and collector.stages == {}
+
+
+def test_nested_mappings_read_values() -> None:
+    nested = Collector(FieldMapping(symbol="meta.symbol"))
+    nested.set_stage("s")
+    assert nested.read_mode is ReadMode.VALUES
 
 
 def test_counters_report_the_process_cpu_and_collector_cost_divides_it() -> None:
@@ -75,7 +74,7 @@ def test_counters_report_the_process_cpu_and_collector_cost_divides_it() -> None
     collector = Collector(clock=lambda: now[0], cpu_clock=lambda: next(ticks))
     collector.set_stage("s")
     before = collector.counters()
-    collector.on_messages([Message(topic="t", key=b"A", value=value(i)) for i in range(1, 6)], 1)
+    collector.on_batch(ReadBatch.of_values([value(i) for i in range(1, 6)]), 1)
     now[0] += 2_000_000_000
     after = collector.counters()
     assert (before["cpu_ns"], after["cpu_ns"]) == (2_000_000_000, 2_500_000_000)

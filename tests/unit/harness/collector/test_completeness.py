@@ -133,6 +133,49 @@ def test_holes_are_bounded() -> None:
     assert state.ambiguous == 1
 
 
+def test_forgotten_holes_follow_the_one_record_rule() -> None:
+    """Past MAX_HOLES holes a key forgets the lowest: record by record exactly as
+    KeyState.note(); over wider windows (holes are bounded at the end of each window, so which
+    are forgotten can differ) within the same bounds."""
+    seqs = [*range(0, 4 * MAX_HOLES * 2, 2), 1, 3, 4 * MAX_HOLES * 2 - 3, 7]
+    reference = KeyState()
+    for seq in seqs:
+        reference.note(seq)
+    one_by_one = SequenceTracker(flush_at=1)
+    _feed(one_by_one, [("Z", "trade", s) for s in seqs], batch=1)
+    assert one_by_one.snapshot().keys[("Z", "l1")] == reference
+    missing = 4 * MAX_HOLES - 1 - 4  # odd seqs below the top, but the four that came late
+    for flush_at in (50, 4096):
+        tracker = SequenceTracker(flush_at=flush_at)
+        _feed(tracker, [("Z", "trade", s) for s in seqs], batch=37)
+        state = tracker.snapshot().keys[("Z", "l1")]
+        assert len(state.holes) <= MAX_HOLES
+        assert state.unique + state.ambiguous == len(seqs)
+        assert missing <= state.gaps <= missing + state.ambiguous
+
+
+def test_interleaved_topics_of_one_family_are_not_loss() -> None:
+    """Trades and quotes share the TickID and come from two topics, read in turns: each
+    window leaves holes that the other topic's records fill."""
+    tracker = SequenceTracker(flush_at=100)
+    ticks = list(range(1, 2001))
+    trades = [("AAPL", "trade", t) for t in ticks if t % 3 == 0]
+    quotes = [("AAPL", "quote", t) for t in ticks if t % 3 != 0]
+    for i in range(0, 700, 70):
+        _feed(tracker, trades[i : i + 70], batch=70)
+        _feed(tracker, quotes[2 * i : 2 * i + 140], batch=140)
+    state = tracker.snapshot().keys[("AAPL", "l1")]
+    assert (state.unique, state.gaps, state.duplicates, state.holes) == (2000, 0, 0, [])
+    assert state.out_of_order > 0  # the later topic's records arrive below the high
+
+
+def test_untrackable_seqs_are_malformed() -> None:
+    tracker = SequenceTracker()
+    tracker.update(["A", "A", "A"], ["trade"] * 3, [5, -1, 2**50])
+    c = tracker.snapshot()
+    assert c.malformed == 2 and c.keys[("A", "l1")].unique == 1
+
+
 def test_vectorised_path_handles_many_keys() -> None:
     tracker = SequenceTracker()
     symbols = [f"S{i}" for i in range(495)]

@@ -6,9 +6,9 @@ import random
 from typing import Any
 
 import pytest
-from confluent_kafka import Message
 
 from harness.collector.completeness import Completeness
+from harness.collector.kafka_read import ReadBatch
 from harness.collector.measure import StageMeasure
 from harness.collector.process import Collector
 from harness.collector.shards import (
@@ -24,11 +24,6 @@ SHARDS = 3
 PARTITIONS = 12
 
 
-def message(value: bytes, partition: int) -> Message:
-    """A confluent-kafka Message as `Consumer.consume` returns it."""
-    return Message(topic="iqfeed.quotes", partition=partition, key=b"k", value=value)
-
-
 class Clock:
     def __init__(self) -> None:
         self.now = 1_700_000_000_000_000_000
@@ -37,8 +32,12 @@ class Clock:
         return self.now
 
 
-def _traffic(seed: int = 3) -> list[tuple[int, list[Message]]]:
-    """Batches (observed ns, messages) over 40 symbols in 12 partitions, 6 s, with lag modes,
+Record = tuple[int, bytes]
+"""(partition, value)."""
+
+
+def _traffic(seed: int = 3) -> list[tuple[int, list[Record]]]:
+    """Batches (observed ns, records) over 40 symbols in 12 partitions, 6 s, with lag modes,
     a gap and a duplicate."""
     rng = random.Random(seed)
     symbols = [f"S{i:02d}" for i in range(40)]
@@ -57,9 +56,9 @@ def _traffic(seed: int = 3) -> list[tuple[int, list[Message]]]:
                 symbol, "trade", tick[symbol], exchange, exchange + 1000, exchange + 5000, {}
             ).to_value()
             part = symbols.index(symbol) % PARTITIONS
-            messages.append(message(value, part))
+            messages.append((part, value))
             if rng.random() < 0.005:
-                messages.append(message(value, part))  # a duplicate
+                messages.append((part, value))  # a duplicate
         batches.append((observed, messages))
     return batches
 
@@ -75,10 +74,10 @@ def _snapshots() -> tuple[list[dict[str, Any]], dict[str, Any]]:
     batches = _traffic()
     for index, (observed, messages) in enumerate(batches):
         clock.now = observed
-        whole.on_messages(messages, observed)
+        whole.on_batch(ReadBatch.of_values([v for _, v in messages]), observed)
         for shard, collector in enumerate(shards):
-            mine = [m for m in messages if shard_of(m.partition(), SHARDS) == shard]
-            collector.on_messages(mine, observed)
+            mine = [v for part, v in messages if shard_of(part, SHARDS) == shard]
+            collector.on_batch(ReadBatch.of_values(mine), observed)
         if index == len(batches) // 2:
             early = [c.snapshot() for c in shards]
     for collector in [*shards, whole]:
