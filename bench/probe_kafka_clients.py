@@ -1,16 +1,17 @@
 """The Kafka clients' own CPU per message: the floor under the collector's 2 us/msg budget.
 
-A probe, not a target benchmark (`make bench` runs bench_*.py only): it asks how much CPU a
-Kafka consumer needs just to fetch the reference core's records at 50,000 msg/s with the
-latency settings the collector needs (fetch.min.bytes 1, fetch.wait.max.ms 10, 2 ms polls),
-before any measuring. Two bare consumers, each in its own process, each only summing the
-value and key bytes of what it reads:
+A probe, not a target benchmark (`make bench` runs bench_*.py only): how much CPU a Kafka
+consumer needs just to fetch the reference core's records at 50,000 msg/s with the collector's
+settings (`harness.collector.kafka_read.CONSUMER_SETTINGS`: throughput, fetch.min.bytes 1 MB,
+fetch.wait.max.ms 500), before any measuring. Bare consumers, each in its own process, each
+only counting the value and key bytes of what it reads:
 
-- librdkafka through confluent-kafka (the collector's client and settings,
-  `harness.collector.process.CONSUMER_SETTINGS`, `consume(1000, 0.002)`);
-- the Apache Kafka Java consumer (bench/probe/KafkaClientFloor.java, compiled with javac against
-  the broker jars Maven fetched; kafka-clients has incremental fetch sessions, KIP-227, which
-  librdkafka lacks).
+- `reader`: the collector's own `KafkaReader` (librdkafka's C API, harness/collector/
+  _kafkaread.c), one per topic, counting only (no decoding);
+- `librdkafka`: librdkafka through confluent-kafka (`Consumer.consume`, a Python `Message` per
+  record), one consumer for the three topics;
+- `java`: the Apache Kafka Java consumer (bench/probe/KafkaClientFloor.java, compiled with javac
+  against the broker jars Maven fetched; kafka-clients has incremental fetch sessions, KIP-227).
 
 A local 1-broker Kafka, the feed topics, records like the core's (bench_collector.make_values)
 produced from this process at `--rate` over `--symbols` partitions of each of the 3 topics
@@ -19,8 +20,8 @@ librdkafka's threads, or the JVM's JIT and GC) starts after `--warm` records; th
 time / records over the next `--messages`. The broker, this producer and the consumer share
 the machine, as in a run.
 
-    .venv/bin/python bench/probe_kafka_clients.py                 # 495 symbols, both clients
-    .venv/bin/python bench/probe_kafka_clients.py --symbols 50 --clients librdkafka
+    .venv/bin/python bench/probe_kafka_clients.py                 # 495 symbols, every client
+    .venv/bin/python bench/probe_kafka_clients.py --symbols 50 --clients reader,librdkafka
 """
 
 from __future__ import annotations
@@ -53,6 +54,8 @@ from harness.collector.kafka_read import (  # noqa: E402
     BATCH,
     CONSUME_TIMEOUT_S,
     CONSUMER_SETTINGS,
+    ReadMode,
+    TopicReaders,
 )
 from harness.collector.process import start_offsets  # noqa: E402
 from harness.infra.kafka_clients import consumer  # noqa: E402
@@ -60,7 +63,7 @@ from harness.infra.kafka_local import kafka_jars  # noqa: E402
 from ingest.kafka_out import topic_names  # noqa: E402
 
 JAVA_SOURCE = ROOT / "bench" / "probe" / "KafkaClientFloor.java"
-CLIENTS = ("librdkafka", "java")
+CLIENTS = ("reader", "librdkafka", "java")
 REPORT_TIMEOUT_S = 180.0
 """How long a consumer may take to report after the last record was produced (a hang bound)."""
 
@@ -88,6 +91,25 @@ def consume_librdkafka(
     cpu_s, wall_s = time.process_time() - cpu_start, time.monotonic() - wall_start
     print(json.dumps({"messages": seen - warm, "cpu_s": cpu_s, "wall_s": wall_s, "bytes": nbytes}))
     reader.close()
+
+
+def consume_reader(bootstrap: str, topics: list[str], partitions: int, warm: int, n: int) -> None:
+    """The collector's KafkaReaders, counting only (runs in its own process)."""
+    readers = TopicReaders(bootstrap, f"probe-{time.time_ns()}", topics, CONSUMER_SETTINGS)
+    readers.assign(start_offsets(bootstrap, topics, False, 60.0, range(partitions)))
+    print("ready", flush=True)
+    seen = nbytes = 0
+    cpu_start = wall_start = 0.0
+    while seen < warm + n:
+        batch = readers.read(ReadMode.COUNT)
+        nbytes += batch.nbytes
+        before = seen
+        seen += batch.records
+        if before < warm <= seen:
+            cpu_start, wall_start = time.process_time(), time.monotonic()
+    cpu_s, wall_s = time.process_time() - cpu_start, time.monotonic() - wall_start
+    print(json.dumps({"messages": seen - warm, "cpu_s": cpu_s, "wall_s": wall_s, "bytes": nbytes}))
+    readers.close()
 
 
 def java_command(
@@ -131,7 +153,7 @@ def probe(
         command = [
             sys.executable,
             __file__,
-            "--consume-librdkafka",
+            f"--consume-{client}",
             bootstrap,
             ",".join(topics),
             str(args.symbols),
@@ -163,9 +185,10 @@ def probe(
 
 
 def main() -> int:
-    if len(sys.argv) == 7 and sys.argv[1] == "--consume-librdkafka":
+    consumers = {"--consume-librdkafka": consume_librdkafka, "--consume-reader": consume_reader}
+    if len(sys.argv) == 7 and sys.argv[1] in consumers:
         bootstrap, topics, partitions, warm, n = sys.argv[2:]
-        consume_librdkafka(bootstrap, topics.split(","), int(partitions), int(warm), int(n))
+        consumers[sys.argv[1]](bootstrap, topics.split(","), int(partitions), int(warm), int(n))
         return 0
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--symbols", type=int, default=SYMBOLS, help="partitions per topic")
