@@ -112,8 +112,9 @@ def _cores(percent: float | None) -> float | None:
 
 
 DRAIN_MARGIN_NS = 100_000_000
-"""At the end of a hold, the collector's stage stays open until it has seen a record appended
-this long after the hold ended (what the SUT had in hand then is in the stage)."""
+"""At the end of a hold, the collector's stage stays open until it has read every record
+appended up to this long after the hold ended (what the SUT had in hand then is in the stage):
+the end offsets of its partitions at that moment."""
 DRAIN_MAX_S = 5.0
 """...but no longer than this (a SUT that produces nothing more): then the event
 `collector_not_drained` is recorded and the loss tolerance covers what is still in flight."""
@@ -545,11 +546,11 @@ class HarnessRun:
         elif isinstance(action, StopMeasuring):
             feed.control.stage(f"{action.label}-after")
             # The collector reads with throughput settings: records appended before now reach
-            # it up to its delivery hop later. Close its stage once it has seen a record
-            # appended DRAIN_MARGIN_NS after now (every record the SUT appended in time, read).
-            drained = collector.wait_until_seen(self.clock_ns() + DRAIN_MARGIN_NS, DRAIN_MAX_S)
-            if not drained:
-                self.summary.add_event("collector_not_drained", label=action.label)
+            # it up to its delivery hop later. Close its stage once it has read every record
+            # appended up to DRAIN_MARGIN_NS after now (what the SUT had in hand, appended).
+            drained = collector.drain(self.clock_ns() + DRAIN_MARGIN_NS, DRAIN_MAX_S)
+            if not drained.get("drained"):
+                self.summary.add_event("collector_not_drained", label=action.label, **drained)
             collector.stage(None)
             started = self._collector_at_start.pop(action.label, None)
             if started is not None:

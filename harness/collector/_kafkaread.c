@@ -13,6 +13,7 @@
  *     reader.assign([(topic, partition, offset), ...])       # incremental, at these offsets
  *     reader.read(mode, max_messages, timeout_s, keys, strings)
  *         -> (records, nbytes, errors, last_error, append, payload)
+ *     reader.positions()                                     # [(topic, partition, next offset)]
  *     reader.close()
  *
  * `records`: messages with a value (an error event or a null value is not a record); `nbytes`:
@@ -328,6 +329,40 @@ done:
     return result;
 }
 
+/* [(topic, partition, next offset)] of the assignment: the offset after the last record the
+ * application consumed, or a negative logical offset (RD_KAFKA_OFFSET_INVALID) when none was. */
+static PyObject *reader_positions(KafkaReader *self, PyObject *unused) {
+    rd_kafka_topic_partition_list_t *parts = NULL;
+    rd_kafka_resp_err_t err;
+    PyObject *out;
+    if (!require_open(self)) {
+        return NULL;
+    }
+    err = rd_kafka_assignment(self->rk, &parts);
+    if (!err) {
+        err = rd_kafka_position(self->rk, parts);
+    }
+    if (err) {
+        if (parts != NULL) {
+            rd_kafka_topic_partition_list_destroy(parts);
+        }
+        PyErr_Format(KafkaReaderError, "positions: %s", rd_kafka_err2str(err));
+        return NULL;
+    }
+    out = PyList_New(parts->cnt);
+    for (int i = 0; out != NULL && i < parts->cnt; i++) {
+        rd_kafka_topic_partition_t *tp = &parts->elems[i];
+        PyObject *row = Py_BuildValue("(siL)", tp->topic, (int)tp->partition, (long long)tp->offset);
+        if (row == NULL) {
+            Py_CLEAR(out);
+            break;
+        }
+        PyList_SET_ITEM(out, i, row);
+    }
+    rd_kafka_topic_partition_list_destroy(parts);
+    return out;
+}
+
 static PyObject *reader_close_method(KafkaReader *self, PyObject *unused) {
     reader_close(self);
     Py_RETURN_NONE;
@@ -339,6 +374,8 @@ static PyMethodDef reader_methods[] = {
     {"read", (PyCFunction)reader_read, METH_VARARGS,
      "read(mode, max_messages, timeout_s, keys=None, strings=None) -> (records, nbytes, errors, "
      "last_error, append, payload); see harness/collector/_kafkaread.c."},
+    {"positions", (PyCFunction)reader_positions, METH_NOARGS,
+     "positions() -> [(topic, partition, next offset)] of the assignment (negative: none yet)."},
     {"close", (PyCFunction)reader_close_method, METH_NOARGS,
      "close(): leave the partitions and destroy the consumer (idempotent)."},
     {NULL, NULL, 0, NULL},

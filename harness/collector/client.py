@@ -27,7 +27,6 @@ import queue
 import subprocess
 import sys
 import threading
-import time
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -77,8 +76,6 @@ class CollectorCounters:
     t_ns: int
     cpu_ns: int = 0
     """The collector processes' CPU time (summed over shards); 0 if not reported."""
-    watermark_ns: int = 0
-    """The latest broker append time among the records consumed (the earliest over shards)."""
 
 
 def collector_cost(start: CollectorCounters, end: CollectorCounters) -> dict[str, Any]:
@@ -291,19 +288,13 @@ class CollectorProcess:
             reply["live_p99_us"],
             int(reply["t_ns"]),
             int(reply.get("cpu_ns", 0)),
-            int(reply.get("watermark_ns", 0)),
         )
 
-    def wait_until_seen(self, t_ns: int, timeout_s: float, poll_s: float = 0.05) -> bool:
-        """Wait until the collector has consumed a record appended at or after `t_ns` (so
-        every record appended before it has been read); False after `timeout_s` (a SUT that
-        produces nothing more, or a collector that reads slowly)."""
-        deadline = time.monotonic() + timeout_s
-        while self.counters().watermark_ns < t_ns:
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(poll_s)
-        return True
+    def drain(self, after_ns: int, timeout_s: float) -> dict[str, Any]:
+        """Wait until the collector has read every record appended before `after_ns` (the end
+        offsets of its partitions then), at most `timeout_s`; {"drained", "behind" (partitions
+        short), "waited_s"}."""
+        return self.request({"cmd": "drain", "after_ns": int(after_ns), "timeout_s": timeout_s})
 
     def consumed_bytes(self) -> int:
         """Key + value bytes consumed since start (the sampler's Kafka-out source)."""

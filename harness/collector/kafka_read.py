@@ -91,6 +91,8 @@ class TopicReaders:
         self, bootstrap: str, group: str, topics: Sequence[str], settings: Mapping[str, Any]
     ) -> None:
         config = librdkafka_settings(bootstrap, group, settings)
+        self.assigned_at: dict[tuple[str, int], int] = {}
+        """(topic, partition) -> the offset it was assigned at."""
         self.by_topic: dict[str, KafkaReader] = {}
         try:
             for topic in topics:
@@ -107,6 +109,17 @@ class TopicReaders:
             mine = [(tp.topic, tp.partition, tp.offset) for tp in partitions if tp.topic == topic]
             if mine:
                 reader.assign(mine)
+                self.assigned_at.update({(t, p): offset for t, p, offset in mine})
+
+    def positions(self) -> dict[tuple[str, int], int]:
+        """(topic, partition) -> the offset of the next record to read, for every assigned
+        partition (its assignment offset while nothing has been read from it)."""
+        found = dict(self.assigned_at)
+        for reader in self.by_topic.values():
+            for topic, partition, offset in reader.positions():
+                if offset >= 0:
+                    found[(topic, partition)] = offset
+        return found
 
     def read(
         self,

@@ -37,8 +37,7 @@ command waits at most one consume timeout plus one batch.
     {"cmd": "snapshot"[, "label": L]}         -> a snapshot (below)
     {"cmd": "counters"}                       -> {"stage", "consumed_messages", "consumed_bytes",
                                                   "kafka_errors", "live_p99_us", "t_ns",
-                                                  "cpu_ns" (the process's CPU time),
-                                                  "watermark_ns" (the latest append time seen)}
+                                                  "cpu_ns" (the process's CPU time)}
     {"cmd": "above", "limits_us": [50000, 100000]}
                                               -> {"stage", "messages", "above": [n1, n2]}: samples
                                                  of the open stage's `total` histogram surely above
@@ -46,6 +45,12 @@ command waits at most one consume timeout plus one batch.
                                                  reply for the early-abort check
     {"cmd": "assign", "partitions": [0, 7]}   -> {"ok": true, "added": N, "partitions": total}
                                                  (those partition numbers of every topic)
+    {"cmd": "drain", "after_ns": T, "timeout_s": S}
+                                              -> {"drained": bool, "behind": N, "waited_s": s}
+                                                 once every assigned partition has been read
+                                                 up to the end offset it had at time T (taken
+                                                 then), or after S seconds (N partitions short);
+                                                 the loop keeps reading meanwhile
     {"cmd": "stop"}                           -> a final snapshot, then exit 0
     anything wrong                            -> {"error": "..."}
 
@@ -136,10 +141,6 @@ class Collector:
         self.consumed_bytes = 0
         self.kafka_errors = 0
         self.last_error = ""
-        self.watermark_ns = 0
-        """The latest end time (broker append, else observation) of any record consumed: once
-        it passes a moment, records appended before it have been seen (per partition, a fetch
-        returns them in order)."""
 
     @property
     def read_mode(self) -> ReadMode:
@@ -156,12 +157,8 @@ class Collector:
         if batch.errors:
             self.kafka_errors += batch.errors
             self.last_error = batch.last_error or self.last_error
-        if not batch.records:
-            return
-        latest = int(batch.append_ns.max())
-        self.watermark_ns = max(self.watermark_ns, latest if latest else observed_ns)
         stage = self.active
-        if stage is None:
+        if stage is None or not batch.records:
             return
         if batch.columns is not None:
             decoded = self.decoder.from_columns(batch.columns, observed_ns, batch.append_ns)
@@ -204,7 +201,6 @@ class Collector:
             "live_p99_us": self.live_p99_us(),
             "t_ns": self.clock(),
             "cpu_ns": self.cpu_clock(),
-            "watermark_ns": self.watermark_ns,
         }
 
     def above(self, limits_us: Sequence[int]) -> dict[str, Any]:
@@ -383,6 +379,44 @@ class Assigner:
         return {"ok": True, "added": len(fresh), "partitions": len(self.assigned)}
 
 
+class Drain:
+    """A `drain` command being served: the end offsets of every assigned partition, taken once
+    the clock passes `after_ns`, then answered when the readers have read up to them (every
+    record appended by then has been seen) or when `timeout_s` has passed."""
+
+    def __init__(self, command: dict[str, Any], readers: TopicReaders, bootstrap: str) -> None:
+        self.after_ns = int(command.get("after_ns") or 0)
+        self.timeout_s = float(command.get("timeout_s") or 5.0)
+        self.readers = readers
+        self.bootstrap = bootstrap
+        self.started = time.monotonic()
+        self.targets: dict[tuple[str, int], int] | None = None
+
+    def poll(self) -> dict[str, Any] | None:
+        """The reply when the drain is done, else None (keep reading)."""
+        expired = time.monotonic() - self.started >= self.timeout_s
+        if self.targets is None:
+            if time.time_ns() < self.after_ns and not expired:
+                return None
+            self.targets = self._end_offsets()
+        positions = self.readers.positions()
+        behind = sum(1 for tp, end in self.targets.items() if positions.get(tp, -1) < end)
+        if behind and not expired:
+            return None
+        waited = time.monotonic() - self.started
+        return {"drained": behind == 0, "behind": behind, "waited_s": waited}
+
+    def _end_offsets(self) -> dict[tuple[str, int], int]:
+        assigned = list(self.readers.assigned_at)
+        if not assigned:
+            return {}
+        latest = OffsetSpec.latest()  # type: ignore[no-untyped-call]
+        wanted = {TopicPartition(t, p): latest for t, p in assigned}
+        deadline = self.started + self.timeout_s
+        offsets = offsets_when_served(admin_client(self.bootstrap), wanted, deadline)
+        return {(tp.topic, tp.partition): end for tp, end in offsets.items()}
+
+
 def serve(
     readers: TopicReaders,
     collector: Collector,
@@ -392,15 +426,20 @@ def serve(
     slow_s: float = 0.0,
 ) -> int:
     """The main loop: serve commands between batches until `stop` or a stop command.
-    `slow_s`: sleep that long after each batch (a test knob: a collector that reads late)."""
+    `slow_s`: sleep that long after each batch (a test knob: a collector that reads late).
+    A `drain` is answered from the loop when done; the orchestrator sends nothing meanwhile."""
+    drain: Drain | None = None
     while not stop.is_set():
-        while True:
+        while drain is None:
             try:
                 command = channel.commands.get_nowait()
             except queue.Empty:
                 break
             if command is ControlChannel.EOF:
                 return EXIT_OK
+            if command.get("cmd") == "drain" and assigner is not None:
+                drain = Drain(command, readers, assigner.bootstrap)
+                continue
             if command.get("cmd") == "assign" and assigner is not None:
                 try:
                     reply, done = assigner.assign(list(command.get("partitions") or [])), False
@@ -418,6 +457,17 @@ def serve(
         batch = readers.read(collector.read_mode, decoder.native_keys, decoder.strings)
         observed_ns = time.time_ns()
         collector.on_batch(batch, observed_ns)
+        if drain is not None:
+            try:
+                answer = drain.poll()
+            except KafkaException as exc:
+                answer = {"error": f"drain failed: {exc}"}
+            if answer is not None:
+                drain = None
+                try:
+                    channel.reply(answer)
+                except (BrokenPipeError, ValueError):
+                    return EXIT_OK
         if slow_s:
             time.sleep(slow_s)
     return EXIT_OK

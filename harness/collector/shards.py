@@ -79,6 +79,12 @@ def merge_replies(cmd: str, replies: Sequence[Reply]) -> Reply:
         }
     if cmd == "counters":
         return _merge_counters(replies)
+    if cmd == "drain":
+        return {
+            "drained": all(bool(r["drained"]) for r in replies),
+            "behind": sum(int(r["behind"]) for r in replies),
+            "waited_s": max(float(r["waited_s"]) for r in replies),
+        }
     if cmd in ("snapshot", "stop"):
         return _merge_snapshots(replies)
     return {"error": f"unknown command {cmd!r}"}
@@ -89,13 +95,6 @@ def _live_p99(replies: Sequence[Reply]) -> int | None:
     return max(known) if known else None
 
 
-def _watermark(replies: Sequence[Reply]) -> int:
-    """The shards' common watermark: the earliest of those that have seen records (a shard
-    that has seen none holds nothing back)."""
-    seen = [int(r["watermark_ns"]) for r in replies if r.get("watermark_ns")]
-    return min(seen) if seen else 0
-
-
 def _merge_counters(replies: Sequence[Reply]) -> Reply:
     merged: Reply = {key: sum(int(r.get(key, 0)) for r in replies) for key in SUMMED_COUNTERS}
     merged.update(
@@ -103,7 +102,6 @@ def _merge_counters(replies: Sequence[Reply]) -> Reply:
         last_error="; ".join(str(r["last_error"]) for r in replies if r.get("last_error")),
         live_p99_us=_live_p99(replies),
         t_ns=max(int(r["t_ns"]) for r in replies),
-        watermark_ns=_watermark(replies),
     )
     return merged
 

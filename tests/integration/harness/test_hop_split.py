@@ -134,7 +134,13 @@ def two_collectors(
         time.sleep(FEED_S)
         feed.control.pause()
         sent = feed.control.counters("hold").messages
-        wait_for([normal, slowed], "hold", sent)
+        # Everything appended by now has been read once `drain` answers: the slowed collector
+        # (700 ms asleep after every read) too, without waiting for counts.
+        time.sleep(PRODUCE_DELAY_MS / 1000 + 0.5)  # the core's last records are appended
+        drained = slowed.drain(time.time_ns(), 60)
+        assert drained["drained"] and drained["behind"] == 0, drained
+        assert slowed.snapshot("hold").stage_messages == sent
+        wait_for([normal], "hold", sent)
         assert core.alive(), "the test core died"
         yield normal.snapshot("hold"), slowed.snapshot("hold"), sent
     finally:

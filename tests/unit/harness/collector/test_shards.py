@@ -135,14 +135,11 @@ def test_counters_above_and_assign_are_summed_and_live_p99_is_the_largest() -> N
         "counters",
         [
             {"stage": "s", "consumed_messages": 5, "consumed_bytes": 50, "kafka_errors": 0,
-             "last_error": "", "live_p99_us": 900, "t_ns": 2, "cpu_ns": 4_000,
-             "watermark_ns": 800},
+             "last_error": "", "live_p99_us": 900, "t_ns": 2, "cpu_ns": 4_000},
             {"stage": "s", "consumed_messages": 7, "consumed_bytes": 70, "kafka_errors": 1,
-             "last_error": "broker down", "live_p99_us": None, "t_ns": 3, "cpu_ns": 6_000,
-             "watermark_ns": 700},
+             "last_error": "broker down", "live_p99_us": None, "t_ns": 3, "cpu_ns": 6_000},
             {"stage": "s", "consumed_messages": 0, "consumed_bytes": 0, "kafka_errors": 0,
-             "last_error": "", "live_p99_us": None, "t_ns": 1, "cpu_ns": 1_000,
-             "watermark_ns": 0},
+             "last_error": "", "live_p99_us": None, "t_ns": 1, "cpu_ns": 1_000},
         ],
     )  # fmt: skip
     assert counters == {
@@ -154,8 +151,15 @@ def test_counters_above_and_assign_are_summed_and_live_p99_is_the_largest() -> N
         "last_error": "broker down",
         "live_p99_us": 900,
         "t_ns": 3,
-        "watermark_ns": 700,  # the earliest shard's; one that has seen nothing holds none back
     }
+    drain = merge_replies(
+        "drain",
+        [
+            {"drained": True, "behind": 0, "waited_s": 0.2},
+            {"drained": False, "behind": 3, "waited_s": 5.0},
+        ],
+    )
+    assert drain == {"drained": False, "behind": 3, "waited_s": 5.0}
     above = merge_replies(
         "above",
         [
