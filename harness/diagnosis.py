@@ -12,8 +12,11 @@ then the evidence the harness has for that hop:
   SUT's CPU (a busy reader reads late) and the host's load;
 - processing: the SUT's CPU.
 
-It ends with the harness's own delivery hop (observed - append: never in the SUT's figures) and
-the test bed's verdict when the host was saturated. Example:
+A hold that lost records leads with that: how many beyond the in-flight allowance, the worst
+symbols, and the SUT's own counters of dropped or failed records that rose during the hold
+(`harness.sut_metrics.dropping_counters`). It ends with the harness's own delivery hop (observed
+- append: never in the SUT's figures) and the test bed's verdict when the host was saturated.
+Example:
 
     kafka hop 94% of P99 (271 of 288 ms); producer queue P99 206 ms (max 1 s window),
     4,203 ProduceRequests/s at 1.19 records each; broker 0.85 core; ...
@@ -46,6 +49,11 @@ class HoldEvidence:
     producer: Mapping[str, Any] | None = None
     test_bed: TestBedLoad | None = None
     judgement: TestBedJudgement | None = None
+    loss: Mapping[str, Any] | None = None
+    """The hold's completeness (`LossReport.to_json()`), when records were lost beyond the
+    in-flight allowance."""
+    sut_dropping: Mapping[str, float] = field(default_factory=dict)
+    """The SUT's counters of dropped or failed records that rose during the hold."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,9 +138,29 @@ def _hop_evidence(hop: str, e: HoldEvidence) -> list[str]:
     return parts
 
 
+def _loss_evidence(e: HoldEvidence) -> list[str]:
+    loss = e.loss
+    if not loss or not loss.get("lost_beyond_tolerance"):
+        return []
+    worst = ", ".join(
+        f"{w['symbol']} {w['lost']:,} of {w['sent']:,}" for w in list(loss.get("worst", []))[:3]
+    )
+    parts = [
+        f"lost {loss['lost_beyond_tolerance']:,} of {loss['sent']:,} records beyond the "
+        f"in-flight allowance ({loss['lost']:,} missing in all; worst {worst or 'none'})"
+    ]
+    if e.sut_dropping:
+        counters = ", ".join(f"{name} +{rose:,.0f}" for name, rose in e.sut_dropping.items())
+        parts.append(f"the SUT's own counters in the hold: {counters}")
+    else:
+        parts.append("the SUT exports no counter of dropped records that rose")
+    return parts
+
+
 def diagnose(e: HoldEvidence) -> Diagnosis:
     """The hold's diagnosis line (module docstring)."""
     total = e.total
+    lost = _loss_evidence(e)
     tail: list[str] = []
     if e.delivery is not None and e.delivery.count:
         tail.append(
@@ -141,11 +169,12 @@ def diagnose(e: HoldEvidence) -> Diagnosis:
     if e.judgement is not None and e.judgement.saturated:
         tail.append(e.judgement.message)
     if total is None or total.count == 0:
-        return Diagnosis(None, None, "; ".join(["no total-lag samples to diagnose", *tail]))
+        line = "no total-lag samples to diagnose"
+        return Diagnosis(None, None, "; ".join([*lost, line, *tail]))
     measured = {h: p.p99 for h in HOPS if (p := e.hops.get(h)) is not None and p.count}
     if not measured:
         line = f"total P99 {_ms(total.p99)}; the SUT stamps no hop times to split it"
-        return Diagnosis(None, None, "; ".join([line, *tail]))
+        return Diagnosis(None, None, "; ".join([*lost, line, *tail]))
     hop = max(measured, key=lambda h: measured[h])
     share = min(1.0, measured[hop] / total.p99) if total.p99 > 0 else None
     head = (
@@ -157,4 +186,4 @@ def diagnose(e: HoldEvidence) -> Diagnosis:
     parts = [head, *_hop_evidence(hop, e)]
     if others:
         parts.append(f"other hops' P99: {others}")
-    return Diagnosis(hop, share, "; ".join([*parts, *tail]))
+    return Diagnosis(hop, share, "; ".join([*lost, *parts, *tail]))

@@ -81,7 +81,7 @@ from harness.scenario import ReferenceSut, Scenario
 from harness.sut.base import KafkaEndpoints, SutError, start_process, stop_process
 from harness.sut.command import command_values, expand_text
 from harness.sut.factory import make_sut
-from harness.sut_metrics import MetricsScraper, producer_figures
+from harness.sut_metrics import MetricsScraper, dropping_counters, producer_figures
 from harness.symbols import load_universe
 from harness.testbed import HostLoad, Part, PartsCpu, TestBedLoad
 from harness.thresholds import (
@@ -581,7 +581,8 @@ class HarnessRun:
             samples, os.cpu_count() or 1, self.parts.harness_parts if self.parts else ()
         )
         judgement = testbed.judge(test_bed, self.scenario.test_bed)
-        producer = producer_figures([(r.t_ns, r.sut_metrics) for r in samples if r.sut_metrics])
+        scrapes = [(r.t_ns, r.sut_metrics) for r in samples if r.sut_metrics]
+        producer = producer_figures(scrapes)
         resources["test_bed"] = {**test_bed.to_json(), "judgement": judgement.message}
         resources["producer"] = producer
         histograms = snapshot.measure.histograms
@@ -614,6 +615,8 @@ class HarnessRun:
                 producer=producer,
                 test_bed=test_bed,
                 judgement=judgement,
+                loss=loss.to_json() if loss.lost_beyond_tolerance else None,
+                sut_dropping=dropping_counters(scrapes),
             )
         )
         self._record_stage(

@@ -19,6 +19,10 @@ exports these names (the reference core does, from librdkafka's statistics; any 
 Requests/s and records per request come from the counters' first and last scrape of the
 hold; a quantile over the hold is reported as the median and the max of its 1 s windows (the
 windows cannot be merged into one exact percentile).
+
+`dropping_counters()` finds, whatever the core names them, the counters (`*_total`) whose names
+say that something was dropped, skipped or failed and that rose during the hold: the SUT's own
+account of where records went missing, quoted by the diagnosis of a hold that lost some.
 """
 
 from __future__ import annotations
@@ -91,6 +95,26 @@ class MetricsScraper:
             self.errors += 1
             self.last_error = str(exc)
             return None
+
+
+DROP_WORDS = ("drop", "discard", "without", "skip", "lost", "error", "fail", "malformed", "gap")
+"""Words in a counter's name that say records went missing or wrong."""
+
+
+def dropping_counters(scrapes: Sequence[Scrape], top: int = 3) -> dict[str, float]:
+    """Counters (`*_total`) named for dropping or failing that rose between the hold's first
+    and last scrape: name -> increase, the largest `top`."""
+    if len(scrapes) < 2:
+        return {}
+    first, last = scrapes[0][1], scrapes[-1][1]
+    rose = {
+        name: last[name] - first.get(name, 0.0)
+        for name in last
+        if name.split("{")[0].endswith("_total")
+        and any(word in name for word in DROP_WORDS)
+        and last[name] > first.get(name, 0.0)
+    }
+    return dict(sorted(rose.items(), key=lambda kv: -kv[1])[:top])
 
 
 def _rate(scrapes: Sequence[Scrape], name: str) -> tuple[float, float] | None:

@@ -80,3 +80,30 @@ def test_a_saturated_bed_is_added_and_nothing_measured_is_said() -> None:
     )
     unsplit = diagnose(HoldEvidence(total=lag(30), hops={"network": None}))
     assert unsplit.line == "total P99 30 ms; the SUT stamps no hop times to split it"
+
+
+def test_a_hold_that_lost_records_leads_with_the_loss_and_the_sut_s_counters() -> None:
+    loss = {
+        "sent": 600_916,
+        "lost": 2_861,
+        "lost_beyond_tolerance": 552,
+        "worst": [
+            {"symbol": "WM", "sent": 12_018, "lost": 217},
+            {"symbol": "WST", "sent": 12_019, "lost": 181},
+        ],
+    }
+    diagnosis = diagnose(
+        HoldEvidence(
+            total=lag(34.8),
+            hops={"network": lag(3.9), "processing": lag(0.2), "kafka": lag(34.2)},
+            loss=loss,
+            sut_dropping={"ingest_level1_without_record_total": 2_890.0},
+        )
+    )
+    assert diagnosis.line.startswith(
+        "lost 552 of 600,916 records beyond the in-flight allowance (2,861 missing in all; "
+        "worst WM 217 of 12,018, WST 181 of 12,019); the SUT's own counters in the hold: "
+        "ingest_level1_without_record_total +2,890; kafka hop 98% of P99"
+    )
+    silent = diagnose(HoldEvidence(total=lag(30), hops={"kafka": lag(29)}, loss=loss))
+    assert "the SUT exports no counter of dropped records that rose" in silent.line

@@ -8,7 +8,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from harness.sut_metrics import MetricsScraper, parse_metrics, producer_figures
+from harness.sut_metrics import (
+    MetricsScraper,
+    dropping_counters,
+    parse_metrics,
+    producer_figures,
+)
 
 TEXT = """# HELP kafka_producer_produce_requests_total ProduceRequests sent
 # TYPE kafka_producer_produce_requests_total counter
@@ -100,3 +105,22 @@ def test_scraper_reads_a_live_endpoint_and_counts_failures(metrics_url: str) -> 
     assert lazy() is not None
     dead = MetricsScraper("http://127.0.0.1:9/metrics", timeout_s=0.2)
     assert dead() is None and dead.errors == 1 and dead.last_error
+
+
+def test_dropping_counters_are_those_named_so_that_rose() -> None:
+    first = {
+        "ingest_level1_without_record_total": 10.0,
+        "ingest_errors_total": 0.0,
+        "ingest_lines_total": 100.0,
+        "core_dropped_total": 5.0,
+    }
+    last = {
+        "ingest_level1_without_record_total": 2_900.0,
+        "ingest_errors_total": 0.0,
+        "ingest_lines_total": 9_000.0,
+        "core_dropped_total": 8.0,
+        "core_gap_seconds": 3.0,  # not a counter
+    }
+    found = dropping_counters([(0, first), (1, last)])
+    assert found == {"ingest_level1_without_record_total": 2_890.0, "core_dropped_total": 3.0}
+    assert dropping_counters([(0, first)]) == {}
