@@ -11,7 +11,7 @@ class ExitCode(IntEnum):
     ROLLBACK_FAILED = 2  # the rollback did not restore health
     INVALID_INPUT = 3  # invalid scenario or arguments
     INFRA_UNAVAILABLE = 4  # infrastructure unavailable
-    INCONCLUSIVE = 5  # load generator saturated: no verdict
+    INCONCLUSIVE = 5  # load generator or test bed saturated: no verdict
 
 
 EXIT_CODES_HELP = """\b
@@ -21,4 +21,5 @@ Exit codes:
   2  the rollback did not restore health
   3  invalid scenario or arguments
   4  infrastructure unavailable
-  5  inconclusive (the load generator, not the system under test, fell behind)"""
+  5  inconclusive (the load generator, or a test bed saturated mostly by the harness's
+     own parts, not the system under test, fell short)"""

@@ -19,8 +19,9 @@ for the verdict). Then:
   default, so its work counts in the recovery time) or once the verify hold is judged.
 - FAIL, policy abort: DONE at once (rollback NOT_ATTEMPTED); policy continue: record the
   failure and go on to the next stage.
-- INCONCLUSIVE (the generator fell behind): the ramp stops (a bigger stage needs more from the
-  generator), except under policy continue, which goes on.
+- INCONCLUSIVE (the generator fell behind, or the test bed was saturated by the harness's own
+  parts): the ramp stops (a bigger stage needs more from both), except under policy continue,
+  which goes on.
 
 Labels: stage i (0-based) is "stage-{i+1}", the verify hold after a rollback "verify-{i+1}"
 for the stage returned to; they tag histograms, .hlog intervals and feed_sim counters.
@@ -380,7 +381,9 @@ class StagePlan:
                 self.rollback = RollbackOutcome.NOT_ATTEMPTED
             return self._finish("last stage judged") if last else self._begin_stage(self._index + 1)
         if verdict is Verdict.INCONCLUSIVE:
-            return self._finish(f"{self.label()} inconclusive: the load generator fell behind")
+            return self._finish(
+                f"{self.label()} inconclusive: the load generator or the test bed fell short"
+            )
         if policy == "abort":
             self.rollback = RollbackOutcome.NOT_ATTEMPTED
             return self._finish(f"{self.label()} failed; policy abort")

@@ -388,12 +388,60 @@ int fd_parse_keys(PyObject *tuple, Keys *keys) {
     return 1;
 }
 
+int fd_columns_init(Columns *c, Py_ssize_t n) {
+    c->n = n;
+    c->symbols = PyList_New(n);
+    c->types = PyList_New(n);
+    c->ints = PyByteArray_FromStringAndSize(NULL, n * N_INTS * (Py_ssize_t)sizeof(int64_t));
+    c->empty = PyUnicode_FromStringAndSize("", 0);
+    if (c->symbols == NULL || c->types == NULL || c->ints == NULL || c->empty == NULL) {
+        fd_columns_clear(c);
+        return 0;
+    }
+    return 1;
+}
+
+int fd_columns_put(Columns *c, Py_ssize_t i, const Keys *keys, PyObject *strings,
+                   const char *text, Py_ssize_t size) {
+    PyObject *symbol = NULL, *type = NULL;
+    int64_t row[N_INTS] = {0, 0, 0, 0};
+    int64_t *columns = (int64_t *)PyByteArray_AS_STRING(c->ints);
+    int status = fd_record(keys, strings, text, size, &symbol, &type, row);
+    if (status <= 0) {
+        Py_XDECREF(symbol);
+        Py_XDECREF(type);
+        return status;
+    }
+    if (type == NULL) {
+        Py_INCREF(c->empty);
+        type = c->empty;
+    }
+    PyList_SET_ITEM(c->symbols, i, symbol);
+    PyList_SET_ITEM(c->types, i, type);
+    for (int k = 0; k < N_INTS; k++) {
+        columns[k * c->n + i] = row[k];
+    }
+    return 1;
+}
+
+PyObject *fd_columns_take(Columns *c) {
+    PyObject *out = Py_BuildValue("(OOO)", c->symbols, c->types, c->ints);
+    fd_columns_clear(c);
+    return out;
+}
+
+void fd_columns_clear(Columns *c) {
+    Py_CLEAR(c->symbols);
+    Py_CLEAR(c->types);
+    Py_CLEAR(c->ints);
+    Py_CLEAR(c->empty);
+}
+
 static PyObject *extract(PyObject *self, PyObject *args) {
-    PyObject *values, *key_tuple, *strings, *symbols = NULL, *types = NULL, *ints = NULL;
-    PyObject *empty = NULL;
+    PyObject *values, *key_tuple, *strings;
+    Columns columns;
     Keys keys;
     Py_ssize_t n;
-    int64_t *columns;
     if (!PyArg_ParseTuple(args, "O!OO!:extract", &PyList_Type, &values, &key_tuple, &PyDict_Type,
                           &strings)) {
         return NULL;
@@ -402,55 +450,24 @@ static PyObject *extract(PyObject *self, PyObject *args) {
         return NULL;
     }
     n = PyList_GET_SIZE(values);
-    symbols = PyList_New(n);
-    types = PyList_New(n);
-    ints = PyByteArray_FromStringAndSize(NULL, n * N_INTS * (Py_ssize_t)sizeof(int64_t));
-    empty = PyUnicode_FromStringAndSize("", 0);
-    if (symbols == NULL || types == NULL || ints == NULL || empty == NULL) {
-        goto fail;
+    if (!fd_columns_init(&columns, n)) {
+        return NULL;
     }
-    columns = (int64_t *)PyByteArray_AS_STRING(ints);
     for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *value = PyList_GET_ITEM(values, i), *symbol = NULL, *type = NULL;
-        int64_t row[N_INTS] = {0, 0, 0, 0};
-        int status;
-        if (!PyBytes_Check(value)) {
-            goto refuse;
-        }
-        status = fd_record(&keys, strings, PyBytes_AS_STRING(value), PyBytes_GET_SIZE(value),
-                        &symbol, &type, row);
+        PyObject *value = PyList_GET_ITEM(values, i);
+        int status = PyBytes_Check(value)
+                         ? fd_columns_put(&columns, i, &keys, strings, PyBytes_AS_STRING(value),
+                                          PyBytes_GET_SIZE(value))
+                         : 0;
         if (status <= 0) {
-            Py_XDECREF(symbol);
-            Py_XDECREF(type);
+            fd_columns_clear(&columns);
             if (status < 0) {
-                goto fail;
+                return NULL;
             }
-            goto refuse;
-        }
-        if (type == NULL) {
-            Py_INCREF(empty);
-            type = empty;
-        }
-        PyList_SET_ITEM(symbols, i, symbol);
-        PyList_SET_ITEM(types, i, type);
-        for (int j = 0; j < N_INTS; j++) {
-            columns[j * n + i] = row[j];
+            Py_RETURN_NONE;
         }
     }
-    Py_DECREF(empty);
-    return Py_BuildValue("(NNN)", symbols, types, ints);
-refuse:
-    Py_DECREF(symbols);
-    Py_DECREF(types);
-    Py_DECREF(ints);
-    Py_DECREF(empty);
-    Py_RETURN_NONE;
-fail:
-    Py_XDECREF(symbols);
-    Py_XDECREF(types);
-    Py_XDECREF(ints);
-    Py_XDECREF(empty);
-    return NULL;
+    return fd_columns_take(&columns);
 }
 
 static PyMethodDef methods[] = {

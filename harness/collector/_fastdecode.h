@@ -27,6 +27,26 @@ int fd_parse_keys(PyObject *tuple, Keys *keys);
 int fd_record(const Keys *keys, PyObject *strings, const char *text, Py_ssize_t size,
               PyObject **symbol, PyObject **type, int64_t ints[N_INTS]);
 
+/* The columns of n records being decoded: symbols and types (lists) and ints (a bytearray of
+ * N_INTS x n int64: seq, exchange, recv and produced one after the other). */
+typedef struct {
+    PyObject *symbols, *types, *ints, *empty;
+    Py_ssize_t n;
+} Columns;
+
+/* 1 when the columns of n records are allocated; 0 with a Python error. */
+int fd_columns_init(Columns *c, Py_ssize_t n);
+
+/* Decodes one value into row i: fd_record's 1 (filled), 0 (refused) or -1 (a Python error). */
+int fd_columns_put(Columns *c, Py_ssize_t i, const Keys *keys, PyObject *strings,
+                   const char *text, Py_ssize_t size);
+
+/* (symbols, types, ints), every row filled; the columns are handed over. */
+PyObject *fd_columns_take(Columns *c);
+
+/* Releases columns not handed over (idempotent). */
+void fd_columns_clear(Columns *c);
+
 /* Adds KafkaReader and KafkaReaderError (harness/collector/_kafkaread.c) to the module. */
 int fd_add_kafka_reader(PyObject *module);
 

@@ -170,56 +170,28 @@ static PyObject *values_of(rd_kafka_message_t **batch, Py_ssize_t n, Py_ssize_t 
 /* (symbols, types, ints) of every record, or Py_None (new reference) when one is refused. */
 static PyObject *columns_of(rd_kafka_message_t **batch, Py_ssize_t n, Py_ssize_t records,
                             const Keys *keys, PyObject *strings) {
-    PyObject *symbols = PyList_New(records), *types = PyList_New(records), *empty = NULL;
-    PyObject *ints = PyByteArray_FromStringAndSize(NULL, records * N_INTS * (Py_ssize_t)sizeof(int64_t));
+    Columns columns;
     Py_ssize_t j = 0;
-    int64_t *columns;
-    if (symbols == NULL || types == NULL || ints == NULL ||
-        (empty = PyUnicode_FromStringAndSize("", 0)) == NULL) {
-        goto fail;
+    if (!fd_columns_init(&columns, records)) {
+        return NULL;
     }
-    columns = (int64_t *)PyByteArray_AS_STRING(ints);
     for (Py_ssize_t i = 0; i < n; i++) {
         rd_kafka_message_t *m = batch[i];
-        PyObject *symbol = NULL, *type = NULL;
-        int64_t row[N_INTS] = {0, 0, 0, 0};
         int status;
         if (m->err || m->payload == NULL) {
             continue;
         }
-        status = fd_record(keys, strings, (const char *)m->payload, (Py_ssize_t)m->len, &symbol,
-                           &type, row);
+        status = fd_columns_put(&columns, j++, keys, strings, (const char *)m->payload,
+                                (Py_ssize_t)m->len);
         if (status <= 0) {
-            Py_XDECREF(symbol);
-            Py_XDECREF(type);
+            fd_columns_clear(&columns);
             if (status < 0) {
-                goto fail;
+                return NULL;
             }
-            Py_DECREF(symbols);
-            Py_DECREF(types);
-            Py_DECREF(ints);
-            Py_DECREF(empty);
             Py_RETURN_NONE;
         }
-        if (type == NULL) {
-            Py_INCREF(empty);
-            type = empty;
-        }
-        PyList_SET_ITEM(symbols, j, symbol);
-        PyList_SET_ITEM(types, j, type);
-        for (int k = 0; k < N_INTS; k++) {
-            columns[k * records + j] = row[k];
-        }
-        j++;
     }
-    Py_DECREF(empty);
-    return Py_BuildValue("(NNN)", symbols, types, ints);
-fail:
-    Py_XDECREF(symbols);
-    Py_XDECREF(types);
-    Py_XDECREF(ints);
-    Py_XDECREF(empty);
-    return NULL;
+    return fd_columns_take(&columns);
 }
 
 static PyObject *reader_read(KafkaReader *self, PyObject *args) {

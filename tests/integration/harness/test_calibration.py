@@ -58,16 +58,17 @@ WAIT_S = 120.0
 """Upper bound of the waits below (a bound on a hang, not a timing assertion)."""
 
 
-def scenario() -> Scenario:
+def scenario(symbols: int = SYMBOLS, rate_hz: float = RATE_HZ, feed_s: float = FEED_S) -> Scenario:
+    """One stage of a generated feed at a fixed rate: what FeedSimProcess needs."""
     return Scenario.model_validate(
         {
             "name": "calibration",
             "feed": {
                 "source": "generated",
                 "generated": {"minutes": 2},
-                "rate": {"model": "fixed", "rate_per_symbol_hz": RATE_HZ},
+                "rate": {"model": "fixed", "rate_per_symbol_hz": rate_hz},
             },
-            "stages": [{"symbols": SYMBOLS, "warmup_s": 0, "hold_s": FEED_S}],
+            "stages": [{"symbols": symbols, "warmup_s": 0, "hold_s": feed_s}],
         }
     )
 

@@ -16,10 +16,8 @@ harness's collector processes reading the same partitions.
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -39,15 +37,16 @@ from harness.infra.topics import (
     lag_basis,
     timestamp_types,
 )
-from harness.scenario import DEFAULT_SYMBOLS_FILE, CommandSut, Scenario
+from harness.scenario import DEFAULT_SYMBOLS_FILE, CommandSut
 from harness.sut import KafkaEndpoints
 from harness.sut.command import CommandCore
 from harness.symbols import load_universe
 from ingest.records import FeedRecord
+from tests.integration.harness.test_calibration import scenario as calibration_scenario
+from tests.integration.harness.test_run_thresholds import core_command
 
 pytestmark = pytest.mark.integration
 
-DELAY_CORE = Path(__file__).with_name("delay_core.py")
 TOPIC = "hops.quotes"
 SYMBOLS = 4
 RATE_HZ = 100
@@ -58,26 +57,8 @@ WAIT_S = 120.0
 """A bound on the waits below (a hang, not a timing assertion)."""
 
 
-def scenario() -> Scenario:
-    return Scenario.model_validate(
-        {
-            "name": "hops",
-            "feed": {
-                "source": "generated",
-                "generated": {"minutes": 2},
-                "rate": {"model": "fixed", "rate_per_symbol_hz": RATE_HZ},
-            },
-            "stages": [{"symbols": SYMBOLS, "warmup_s": 0, "hold_s": FEED_S}],
-        }
-    )
-
-
 def core_config() -> CommandSut:
-    command = (
-        f"{sys.executable} {DELAY_CORE} --feed-host {{feed_host}} --level1-port {{level1_port}}"
-        " --bootstrap {bootstrap} --symbols-file {symbols_file} --universe-file {universe_file}"
-        f" --topic {TOPIC} --produce-delay-ms {PRODUCE_DELAY_MS}"
-    )
+    command = core_command(f"--produce-delay-ms {PRODUCE_DELAY_MS}", TOPIC)
     return CommandSut.model_validate(
         {"command": command, "reload": {"method": "none"}, "record_mapping": {"topics": [TOPIC]}}
     )
@@ -104,7 +85,7 @@ def two_collectors(
 ) -> Iterator[tuple[CollectorSnapshot, CollectorSnapshot, int]]:
     """(normal collector's snapshot, slowed collector's snapshot, records sent)."""
     run_dir = tmp_path_factory.mktemp("hops")
-    scen = scenario()
+    scen = calibration_scenario(SYMBOLS, RATE_HZ, FEED_S)
     universe_file = scen.resolve(DEFAULT_SYMBOLS_FILE)
     universe = load_universe(universe_file)
     symbols = [s.symbol for s in universe.stratified_subset(SYMBOLS)]

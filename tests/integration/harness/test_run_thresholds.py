@@ -47,11 +47,12 @@ with open(sys.argv[1], "a") as f:
 """
 
 
-def core_command(behaviour: str) -> str:
+def core_command(behaviour: str, topic: str = TOPIC) -> str:
+    """The command template of the test core `delay_core.py` writing `topic`."""
     return (
         f"{sys.executable} {DELAY_CORE} --feed-host {{feed_host}} --level1-port {{level1_port}}"
         " --bootstrap {bootstrap} --symbols-file {symbols_file} --universe-file {universe_file}"
-        f" --topic {TOPIC} {behaviour}"
+        f" --topic {topic} {behaviour}"
     )
 
 
