@@ -2,7 +2,7 @@
 
 A probe, not a target benchmark (`make bench` runs bench_*.py only): how much CPU a Kafka
 consumer needs just to fetch the reference core's records at 50,000 msg/s with the collector's
-settings (`harness.collector.kafka_read.CONSUMER_SETTINGS`: throughput, fetch.min.bytes 1 MB,
+settings (`harness.collector.kafka_read.CONSUMER_SETTINGS`: throughput, fetch.min.bytes 4 MB,
 fetch.wait.max.ms 500), before any measuring. Bare consumers, each in its own process, each
 only counting the value and key bytes of what it reads:
 

@@ -1,7 +1,7 @@
 """How the collector reads the SUT's topics: its librdkafka settings and readers, and the batch.
 
 The SUT's lag ends at the broker's append time (contract 3), not when the collector reads a
-record, so the collector reads for throughput: few, large fetches (fetch.min.bytes 1 MB,
+record, so the collector reads for throughput: few, large fetches (fetch.min.bytes 4 MB,
 fetch.wait.max.ms 500), batches of up to 10,000 records. How late it sees a record is its own
 `delivery` hop; only the live P99 and the early abort wait for it.
 
@@ -35,7 +35,7 @@ stamped when it returns. It only moves `delivery`, the harness's own hop."""
 CONSUMER_SETTINGS: dict[str, Any] = {
     "enable.auto.commit": False,
     "enable.auto.offset.store": False,
-    "fetch.min.bytes": 1 << 20,
+    "fetch.min.bytes": 4 << 20,
     "fetch.wait.max.ms": 500,
     "queued.min.messages": 20_000,
     "enable.partition.eof": False,
