@@ -511,7 +511,9 @@ class HarnessRun:
             if partitions:  # before the SUT subscribes: none of their records is missed
                 collector.assign(partitions)
             if not self.started:
-                sut.start(symbols, feed.endpoints, KafkaEndpoints(self.ctx.bootstrap))
+                what = f"starting the system under test ({sut.kind}, {len(symbols)} symbols)..."
+                with self.console.status(what):
+                    sut.start(symbols, feed.endpoints, KafkaEndpoints(self.ctx.bootstrap))
                 if self.ctx.sampler is not None:
                     self.ctx.sampler.start()
                 self.started = True
@@ -543,6 +545,8 @@ class HarnessRun:
             collector.stage(action.label)
             self._collector_at_start[action.label] = collector.counters()
             self.measuring = action.label
+            since = (self.clock_ns() - self.run_start_ns) / 1e9
+            self.console.print(f"{action.label}: measuring, {since:.0f} s after the run started")
         elif isinstance(action, StopMeasuring):
             feed.control.stage(f"{action.label}-after")
             # The collector reads with throughput settings: records appended before now reach
