@@ -18,6 +18,7 @@ from rich.console import Console
 
 from harness import __version__, paths
 from harness.exit_codes import EXIT_CODES_HELP, ExitCode
+from harness.infra.broker_profiles import DEFAULT_PROFILE, PROFILES
 from harness.infra.errors import InfraError
 from harness.infra.kafka_local import LocalKafka, fetch_kafka_jars
 from harness.infra.topics import ensure_topics, feed_topic_specs
@@ -101,22 +102,34 @@ def fetch() -> None:
     show_default=True,
     help="Seconds to wait until every broker answers metadata.",
 )
+@click.option(
+    "--broker-profile",
+    type=click.Choice(sorted(PROFILES)),
+    default=DEFAULT_PROFILE,
+    show_default=True,
+    help="Broker tuning (network/I-O threads, JVM options); see README, Kafka settings.",
+)
 @STATE_DIR_OPTION
-def up(brokers: str, heap_mb: int, timeout_s: float, state_dir: Path | None) -> None:
+def up(
+    brokers: str, heap_mb: int, timeout_s: float, broker_profile: str, state_dir: Path | None
+) -> None:
     """Start a local KRaft Kafka cluster on loopback and wait until it serves metadata.
 
     Formats storage, starts the broker(s) on free 127.0.0.1 ports and writes the bootstrap
     address to <state-dir>/kafka.json, where `harness infra topics` and `harness run` find it.
     Prints the bootstrap address on stdout.
     """
-    kafka = LocalKafka(state_dir=state_dir, heap_mb=heap_mb)
+    kafka = LocalKafka(state_dir=state_dir, heap_mb=heap_mb, profile=broker_profile)
     try:
         with console.status(f"starting {brokers} Kafka broker(s)..."):
             state = kafka.up(brokers=int(brokers), timeout_s=timeout_s)
     except InfraError as exc:
         fail(str(exc), ExitCode.INFRA_UNAVAILABLE)
     pids = ", ".join(str(n.pid) for n in state.nodes)
-    console.print(f"Kafka {state.version} up: {state.broker_count} broker(s), pids {pids}")
+    console.print(
+        f"Kafka {state.version} up: {state.broker_count} broker(s), pids {pids}, "
+        f"profile {broker_profile}"
+    )
     click.echo(state.bootstrap)
 
 

@@ -301,7 +301,7 @@ class HarnessRun:
     def _start_infrastructure(self) -> None:
         infra = self.scenario.infra
         if infra.mode == "local":
-            kafka = LocalKafka(state_dir=self.run_dir / "kafka-state")
+            kafka = LocalKafka(state_dir=self.run_dir / "kafka-state", profile=infra.broker_profile)
             self.ctx.kafka = kafka
             with self.console.status(f"starting {infra.brokers} Kafka broker(s)..."):
                 state = kafka.up(brokers=infra.brokers)

@@ -277,6 +277,11 @@ class ReferenceSut(_Strict):
     level2: bool = True
     kafka_producers: int | None = Field(default=None, ge=1, le=64)
     """The core's idempotent Kafka producers (ingest's `kafka.producers`; None: its default)."""
+    kafka_linger_ms: int | Literal["auto"] | None = Field(default=None)
+    """The core's librdkafka linger.ms (ingest's `kafka.linger_ms`; None: its default, "auto")."""
+    kafka_producer: dict[str, Any] = Field(default_factory=dict)
+    """Any other librdkafka settings of the core's producer (ingest's `kafka.producer`), e.g.
+    to test the settings your production core uses; acks=all and idempotence stay."""
     record_mapping: RecordMapping = RecordMapping()
 
 
@@ -359,6 +364,15 @@ class InfraConfig(_Strict):
     brokers: Literal[1, 3] = 1
     bootstrap: str | None = None
     create_topics: bool = True
+    broker_profile: str | None = None
+    """Local mode: the brokers' tuning (harness.infra.broker_profiles; None: its default)."""
+
+    @field_validator("broker_profile")
+    @classmethod
+    def _known_profile(cls, value: str | None) -> str | None:
+        from harness.infra.broker_profiles import broker_profile
+
+        return None if value is None else broker_profile(value).name
 
 
 class Stage(_Strict):

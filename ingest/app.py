@@ -72,11 +72,15 @@ class IngestApp:
         self.partitions = SymbolPartitions.load(config.symbols_file, config.kafka.partitions)
         self.states = SymbolStates()
         self.stats: list[ProcessStats] = []
+        design = config.kafka.design()
         self.output = KafkaOutput(
             config.kafka.bootstrap,
             self.partitions.partition_of,
             topic_prefix=config.kafka.topic_prefix,
-            overrides=config.kafka.producer,
+            overrides={
+                **design.overrides(len(self.initial_symbols()), config.kafka.partitions),
+                **config.kafka.producer,
+            },
             queue_max_messages=config.kafka.queue_max_messages,
             producers=config.kafka.producers,
             statistics_interval_ms=config.kafka.statistics_interval_ms,

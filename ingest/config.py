@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ingest.kafka_out import DEFAULT_PRODUCERS, DEFAULT_QUEUE_MAX_MESSAGES
+from ingest.kafka_out import DEFAULT_QUEUE_MAX_MESSAGES
+from ingest.kafka_settings import REFERENCE_DESIGN, Compression, ProducerDesign
 
 
 class FeedSettings(BaseModel):
@@ -39,14 +40,27 @@ class KafkaSettings(BaseModel):
     bootstrap: str = "127.0.0.1:9092"
     topic_prefix: str = "iqfeed"
     partitions: int = Field(default=495, ge=1)
-    producer: dict[str, Any] = Field(default_factory=dict, description="librdkafka overrides")
+    linger_ms: int | Literal["auto"] = Field(
+        default=REFERENCE_DESIGN.linger_ms,
+        description="librdkafka linger.ms; auto: from the expected rate per partition "
+        "(ingest.kafka_settings.auto_linger_ms, the symbols at start over `partitions`)",
+    )
+    compression: Compression = REFERENCE_DESIGN.compression
+    producer: dict[str, Any] = Field(
+        default_factory=dict, description="librdkafka overrides (win over linger_ms/compression)"
+    )
     queue_max_messages: int = Field(default=DEFAULT_QUEUE_MAX_MESSAGES, ge=1000)
     producers: int = Field(
-        default=DEFAULT_PRODUCERS,
+        default=REFERENCE_DESIGN.producers,
         ge=1,
         le=64,
         description="idempotent producers, partition p on producer p % n (see ingest.kafka_out)",
     )
+
+    def design(self) -> ProducerDesign:
+        """The producer design these settings choose (bench/bench_kafka_produce.py's knobs)."""
+        return ProducerDesign(self.linger_ms, self.compression, self.producers)
+
     statistics_interval_ms: int = Field(
         default=1000,
         ge=0,

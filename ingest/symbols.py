@@ -4,8 +4,11 @@ Owns reading `config/production_symbols.json` (the `symbols` array: `symbol`, `p
 the two stable mappings built on it (ARCHITECTURE.md contract 4 and the readiness review's
 connection pool):
 
-- `SymbolPartitions.partition_of(symbol)`: the file's partition; for a symbol the file does not
-  list, `zlib.crc32(symbol) % partitions`. Never Python's `hash()`, which is salted per
+- `SymbolPartitions.partition_of(symbol)`: the file's partition; on a topic with fewer
+  partitions than the file's (a layout of fewer partitions than symbols) the file's partition
+  folded onto the topic, `partition % partitions` (`ingest.kafka_settings.fold_partition`),
+  so the symbols spread evenly; for a symbol the file does not list,
+  `zlib.crc32(symbol) % partitions`. Never Python's `hash()`, which is salted per
   process (PYTHONHASHSEED), so two processes (or one restart) would disagree.
 - `stable_connection_index(symbol, partition, n)`: the pool slot, `partition % n`, so the
   spread over connections follows the reviewed partition numbers.
@@ -17,6 +20,8 @@ import json
 import zlib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+
+from ingest.kafka_settings import fold_partition
 
 DEFAULT_SYMBOLS_FILE = Path(__file__).resolve().parent.parent / "config" / "production_symbols.json"
 
@@ -48,14 +53,12 @@ class SymbolPartitions:
         count = partitions if partitions is not None else max(len(table), 1)
         if count < 1:
             raise ValueError(f"partitions must be at least 1, got {count}")
-        outside = sorted(s for s, p in table.items() if not 0 <= p < count)
-        if outside:
-            raise ValueError(
-                f"symbols {outside[:10]} have partitions outside 0..{count - 1}"
-                f" (topic partition count {count})"
-            )
+        negative = sorted(s for s, p in table.items() if p < 0)
+        if negative:
+            raise ValueError(f"symbols {negative[:10]} have negative partitions")
         self.partitions = count
-        self._table = dict(table)
+        """The topic's partition count; a file partition beyond it is folded (`% count`)."""
+        self._table = {symbol: fold_partition(p, count) for symbol, p in table.items()}
 
     @classmethod
     def load(cls, path: Path | None = None, partitions: int | None = None) -> SymbolPartitions:

@@ -26,6 +26,7 @@ import psutil
 
 from harness import paths
 from harness.defaults import KAFKA_VERSION, MAX_REPLICATION, MIN_INSYNC_REPLICAS_AT_RF3
+from harness.infra.broker_profiles import BrokerProfile, broker_profile
 from harness.infra.errors import InfraError
 from harness.infra.java import find_java
 from harness.infra.kafka_clients import admin_client
@@ -177,8 +178,6 @@ def broker_properties(
         # Small preallocated index files: hundreds of partitions on a laptop-sized disk.
         "log.index.size.max.bytes": str(1024 * 1024),
         "log.segment.bytes": str(64 * 1024 * 1024),
-        "num.network.threads": "2",
-        "num.io.threads": "4",
     }
     props.update(extra or {})
     return props
@@ -213,10 +212,13 @@ class LocalKafka:
         jars_dir: Path | None = None,
         heap_mb: int = 512,
         clock: Callable[[], float] = time.monotonic,
+        profile: BrokerProfile | str | None = None,
     ) -> None:
         self.state_dir = (state_dir or paths.state_dir()).resolve()
         self.jars_dir = jars_dir
         self.heap_mb = heap_mb
+        self.profile = profile if isinstance(profile, BrokerProfile) else broker_profile(profile)
+        """The broker tuning (harness.infra.broker_profiles); `extra_config` overrides it."""
         self._clock = clock
         self._children: dict[int, subprocess.Popen[bytes]] = {}
 
@@ -328,7 +330,9 @@ class LocalKafka:
             )
         voters = ",".join(f"{n.node_id}@{LOOPBACK}:{n.controller_port}" for n in nodes)
         for node in nodes:
-            props = broker_properties(node, voters, brokers, extra_config)
+            props = broker_properties(
+                node, voters, brokers, {**self.profile.properties, **(extra_config or {})}
+            )
             text = "".join(f"{key}={value}\n" for key, value in props.items())
             Path(node.config_file).write_text(text)
             log4j = Path(node.config_file).with_name("log4j2.properties")
@@ -342,8 +346,7 @@ class LocalKafka:
             str(java),
             f"-Xms{min(256, self.heap_mb)}m",
             f"-Xmx{self.heap_mb}m",
-            "-XX:+UseG1GC",
-            "-XX:MaxGCPauseMillis=20",
+            *self.profile.jvm_options,
             "-Djava.awt.headless=true",
             f"-Dlog4j2.configurationFile={log4j}",
             f"-Dkafka.logs.dir={Path(node.config_file).parent}",

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from harness.infra.errors import InfraError
 from harness.symbols import load_universe
+from ingest.kafka_settings import fold_partition
 
 if TYPE_CHECKING:
     from harness.collector.mapping import FieldMapping
@@ -116,13 +117,25 @@ class SystemUnderTest(ABC):
         return self.universe_partitions(symbols)
 
     def universe_partitions(self, symbols: Sequence[str]) -> list[int]:
-        """The symbols file's partitions of `symbols` (symbols not in it are skipped)."""
+        """The symbols file's partitions of `symbols` (symbols not in it are skipped), folded
+        onto `topic_partitions()` when the topics have fewer partitions than the file."""
+        partition_of = self._universe_table()
+        count = self.topic_partitions()
+        folded = {fold_partition(partition_of[s], count) for s in symbols if s in partition_of}
+        return sorted(folded)
+
+    def topic_partitions(self) -> int:
+        """Partitions of each topic: `record_mapping.topic_partitions`, else one per symbol
+        of the universe (the readiness review's layout)."""
+        return self.mapping.topic_partitions or len(self._universe_table())
+
+    def _universe_table(self) -> dict[str, int]:
         if self._partition_of is None:
             if self.universe_file is None:
                 raise SutError("no symbols file: the SUT's partitions are unknown")
             universe = load_universe(self.universe_file, check=False)
             self._partition_of = {info.symbol: info.partition for info in universe.symbols}
-        return sorted({self._partition_of[s] for s in symbols if s in self._partition_of})
+        return self._partition_of
 
     def topics(self) -> list[str]:
         """The Kafka topics the collector reads."""

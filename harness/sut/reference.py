@@ -93,8 +93,14 @@ class ReferenceCore(SystemUnderTest):
         settings: dict[str, Any] = {
             "feed": {"connections": self.config.connections, "level2": self.config.level2},
         }
+        kafka: dict[str, Any] = {"partitions": self.topic_partitions()}
         if self.config.kafka_producers is not None:
-            settings["kafka"] = {"producers": self.config.kafka_producers}
+            kafka["producers"] = self.config.kafka_producers
+        if self.config.kafka_linger_ms is not None:
+            kafka["linger_ms"] = self.config.kafka_linger_ms
+        if self.config.kafka_producer:
+            kafka["producer"] = dict(self.config.kafka_producer)
+        settings["kafka"] = kafka
         self.config_file.parent.mkdir(parents=True, exist_ok=True)
         self.config_file.write_text(json.dumps(settings, indent=2) + "\n")
 

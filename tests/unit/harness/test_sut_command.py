@@ -160,14 +160,29 @@ def test_partitions_known_for_the_reference_core_and_a_universe_mapped_user_core
     assert user.partitions_for(symbols) == (expected if mapping == "universe" else None)
 
 
-def test_reference_core_config_carries_the_kafka_producers(tmp_path: Path) -> None:
+def test_reference_core_config_carries_the_kafka_settings_and_layout(tmp_path: Path) -> None:
     plain = make_sut(Scenario.model_validate({"name": "t"}), tmp_path / "a")
-    tuned = make_sut(
-        Scenario.model_validate({"name": "t", "sut": {"kind": "reference", "kafka_producers": 3}}),
-        tmp_path / "b",
-    )
+    sut = {
+        "kind": "reference",
+        "kafka_producers": 3,
+        "kafka_linger_ms": 7,
+        "kafka_producer": {"batch.num.messages": 500},
+        "record_mapping": {"topic_partitions": 48},
+    }
+    tuned = make_sut(Scenario.model_validate({"name": "t", "sut": sut}), tmp_path / "b")
     assert isinstance(plain, ReferenceCore) and isinstance(tuned, ReferenceCore)
     plain._write_config()
     tuned._write_config()
-    assert "kafka" not in json.loads(plain.config_file.read_text())
-    assert json.loads(tuned.config_file.read_text())["kafka"] == {"producers": 3}
+    assert json.loads(plain.config_file.read_text())["kafka"] == {"partitions": 495}
+    assert json.loads(tuned.config_file.read_text())["kafka"] == {
+        "partitions": 48,
+        "producers": 3,
+        "linger_ms": 7,
+        "producer": {"batch.num.messages": 500},
+    }
+    # The collector reads the folded partitions of the stage's symbols.
+    universe = load_universe()
+    symbols = [info.symbol for info in universe.symbols[:60]]
+    expected = sorted({info.partition % 48 for info in universe.symbols[:60]})
+    assert tuned.partitions_for(symbols) == expected
+    assert len(expected) == 48

@@ -49,13 +49,23 @@ def test_connection_index_follows_partition() -> None:
     assert spread == {0, 1, 2, 3, 4}
 
 
+def test_fewer_partitions_than_symbols_fold_the_file_partitions() -> None:
+    table = SymbolPartitions({"A": 0, "B": 5, "C": 7, "D": 2}, partitions=3)
+    assert [table.partition_of(s) for s in "ABCD"] == [0, 2, 1, 2]
+    full = SymbolPartitions.load()
+    folded = SymbolPartitions.load(partitions=48)
+    spread = [folded.partition_of(s) for s in full.symbols()]
+    assert spread == [full.partition_of(s) % 48 for s in full.symbols()]
+    assert {spread.count(p) for p in range(48)} <= {10, 11}  # 495 symbols, evenly
+
+
 def test_bad_inputs_are_rejected(tmp_path: Path) -> None:
     bad = tmp_path / "bad.json"
     bad.write_text('{"symbols": [{"symbol": "A"}]}')
     with pytest.raises(SymbolFileError, match=str(bad)):
         SymbolPartitions.load(bad)
-    with pytest.raises(ValueError, match="outside"):
-        SymbolPartitions({"A": 0, "B": 5}, partitions=3)
+    with pytest.raises(ValueError, match="negative"):
+        SymbolPartitions({"A": 0, "B": -1}, partitions=3)
     with pytest.raises(ValueError):
         stable_connection_index("A", None, 0)
 
