@@ -132,8 +132,10 @@ def read_back(
     wanted: Callable[[bytes], bool],
     expected: int,
     timeout_s: float = 60.0,
+    topics: list[str] | None = None,
 ) -> list[Received]:
-    """Read the feed topics from the start (fresh group) until `expected` wanted records."""
+    """Read `topics` (default: the feed topics) from the start (fresh group) until
+    `expected` wanted records."""
     consumer = Consumer(
         {
             "bootstrap.servers": bootstrap,
@@ -142,7 +144,7 @@ def read_back(
             "enable.auto.commit": False,
         }
     )
-    consumer.subscribe(list(topic_names().values()))
+    consumer.subscribe(topics or list(topic_names().values()))
     got: list[Received] = []
     deadline = time.monotonic() + timeout_s
     try:

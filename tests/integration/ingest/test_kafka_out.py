@@ -1,6 +1,8 @@
-"""KafkaOutput against a real broker: partition per symbol from the config, key = symbol,
-acks=all + idempotence in force, delivery counts, back-pressure without loss, flush drains,
-librdkafka's statistics digested into the figures /metrics exports."""
+"""KafkaOutput against a real broker, with the reference core's producer design
+(`ingest.kafka_settings.REFERENCE_DESIGN`): partition per symbol from the config (or folded
+onto fewer partitions), key = symbol, per-partition order, acks=all + idempotence in force,
+delivery counts, back-pressure without loss, flush drains, librdkafka's statistics digested
+into the figures /metrics exports."""
 
 from __future__ import annotations
 
@@ -12,7 +14,9 @@ from collections.abc import Callable
 import orjson
 import pytest
 
+from harness.infra.topics import ensure_topics, feed_topic_specs
 from ingest.kafka_out import KafkaOutput, producer_config, topic_names
+from ingest.kafka_settings import REFERENCE_DESIGN
 from ingest.producer_stats import ProducerFigures
 from ingest.records import FeedRecord
 from ingest.symbols import SymbolPartitions, stable_partition
@@ -49,6 +53,7 @@ def test_partition_key_topic_and_delivery_counts(feed_topics: str) -> None:
     out = KafkaOutput(
         feed_topics, table.partition_of, clock_ns=lambda: next(ticks),
         on_delivery=deliveries.append, producers=3,
+        overrides=REFERENCE_DESIGN.overrides(len(symbols), table.partitions),
     )  # fmt: skip
     for record in records:
         out.send(record)
@@ -80,6 +85,36 @@ def test_partition_key_topic_and_delivery_counts(feed_topics: str) -> None:
         (r.symbol, r.seq, r.produced_ns) for r in map(FeedRecord.from_value, (m.value for m in got))
     )
     assert back == sent
+
+
+def test_fewer_partitions_than_symbols_fold_in_order(feed_topics: str) -> None:
+    """The layout option: 495 symbols on topics of 48 partitions, the reference design."""
+    prefix = f"fold{uuid.uuid4().hex[:8]}"
+    names = tuple(topic_names(prefix).values())
+    ensure_topics(feed_topics, feed_topic_specs(1, 48, names=names))
+    full = SymbolPartitions.load()
+    folded = SymbolPartitions.load(partitions=48)
+    run = uuid.uuid4().hex
+    records = _records(run, full.symbols(), per_symbol=3)
+    out = KafkaOutput(
+        feed_topics,
+        folded.partition_of,
+        topic_prefix=prefix,
+        overrides=REFERENCE_DESIGN.overrides(len(full), 48),
+    )
+    for record in records:
+        out.send(record)
+        out.poll()
+    assert out.flush(60) == 0 and out.stats.delivered == len(records)
+    got = read_back(feed_topics, _tagged(run), len(records), topics=list(names))
+    assert len(got) == len(records)
+    assert {m.partition for m in got} == set(range(48))
+    by_partition: dict[tuple[str, int], list[int]] = {}
+    for msg in got:
+        record = FeedRecord.from_value(msg.value)
+        assert msg.partition == full.partition_of(record.symbol) % 48
+        by_partition.setdefault((msg.topic, msg.partition), []).append(record.seq)
+    assert all(seqs == sorted(seqs) for seqs in by_partition.values())  # sent in seq order
 
 
 def test_acks_all_and_idempotence_in_force(feed_topics: str) -> None:
@@ -120,7 +155,11 @@ def test_backpressure_blocks_and_loses_nothing(feed_topics: str) -> None:
     records = _records(run, table.symbols()[:50], per_symbol=60)  # 3,000 records
     bound = 20
     out = KafkaOutput(
-        feed_topics, table.partition_of, queue_max_messages=bound, queue_max_kbytes=64
+        feed_topics,
+        table.partition_of,
+        queue_max_messages=bound,
+        queue_max_kbytes=64,
+        overrides=REFERENCE_DESIGN.overrides(50, table.partitions),
     )
     high = 0
     for record in records:  # a burst: no poll between sends, so the queue fills at once
