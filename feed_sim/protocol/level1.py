@@ -12,6 +12,13 @@ compares with the previous last-qualified price (the Close before the first one)
 Change are the change from the previous bid/ask; Extended Trading Change = Extended Trade -
 Close, Extended Trading Difference = Extended Trade - Last; Percent Change and Percent Off
 Average Volume use two decimals.
+
+IQConnect sends a Level 1 update when something changed; its Message Contents names what (a
+trade C/E/O, a bid b, an ask a, ... iqfeed-protocol.md §2.4; DTN leaves it empty only when the
+fields that changed are neither trade- nor quote-related). So a quote that changes nothing on
+the top of book (bid, ask, their sizes and market centers all as they are) is no update:
+`apply_quote` / `apply_quote_wire` return '' and take no TickID and touch no field, and the
+caller sends nothing. A trade always is one (it carries its C/E/O code and time).
 """
 
 from __future__ import annotations
@@ -527,7 +534,10 @@ class Level1State:
         ask_mc: int | None = None,
         tick_id: int | None = None,
     ) -> str:
-        """Apply a top-of-book quote; returns the contents ('b', 'a', 'ba' or '' if unchanged)."""
+        """Apply a top-of-book quote; returns the contents ('b', 'a' or 'ba').
+
+        '' if it changes nothing: no update to send, so no TickID is taken and no field is
+        written (not even Message Contents or TickID: `values` still hold the last update)."""
         pf = self._pfmt
         quote = (
             False,
@@ -614,14 +624,14 @@ class Level1State:
             v[I_ASK_MC] = ask_mc_text
             v[I_ASK_TIME] = time_text
             codes += "a"
-        if codes:
-            stale |= STALE_SPREAD
+        if not codes:
+            return ""  # nothing changed: no update (IQConnect sends on change), no TickID
         if tick_id is None:
             tick_id = self.next_tick_id
         self.next_tick_id = tick_id + 1
         v[I_TICK_ID] = str(tick_id)
         v[I_CONTENTS] = codes
-        self._stale = stale
+        self._stale = stale | STALE_SPREAD
         if not self.lazy:
             self.sync()
         return codes

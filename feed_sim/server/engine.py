@@ -386,7 +386,10 @@ class FeedEngine:
                             intended.append(t)
                     else:
                         market.level1_cursor = int(self._tape_local[event_index])
-                        self._emit_level1_slots([(t, 0)], [market], dirty, intended)
+                        # An event that changes nothing (the tape's first quote replayed onto
+                        # the state the previous pass left) is not sent; the next slot is
+                        # the next event's own, at its own time.
+                        self._emit_level1_slots([(t, 0)], [market], dirty, intended, False)
             else:
                 slots = self._schedule.due(now, MAX_BATCH)
                 if disconnected:
@@ -454,11 +457,16 @@ class FeedEngine:
         markets: list[SymbolMarket],
         dirty: set[Session],
         intended: list[int],
+        skip_unchanged: bool = True,
     ) -> int:
         """Apply and send the Level 1 message of each (intended_ns, position) slot: the next
         tape event of `markets[position]` at that time, rendered once per distinct fieldset
         of its watchers and queued on each. Appends the intended time of each message sent
-        to `intended`; returns how many were sent. The hot loop of paced replay."""
+        to `intended`; returns how many were sent. The hot loop of paced replay.
+
+        Only updates are sent and counted: an event that changes nothing is passed over for
+        the next one (`SymbolMarket.next_level1`), or with `skip_unchanged` False (tape
+        timing) its slot sends nothing."""
         counts_of = self.counters.level1
         dirty_add = dirty.add
         sent_before = len(intended)
@@ -502,7 +510,7 @@ class FeedEngine:
                 else:
                     counts.note(tick_id)
                 continue
-            applied = market.next_level1(t)
+            applied = market.next_level1(t, skip_unchanged)
             if applied is None:
                 continue
             is_trade, tick_id = applied

@@ -164,18 +164,25 @@ class SymbolRings:
     """Flat-out state of one symbol: the live snapshot its rings replay from, its rings and
     the next TickID to send."""
 
-    __slots__ = ("_start_cursor", "_start_state", "market", "next_tick", "rings")
+    __slots__ = ("_start_cursor", "_start_state", "_start_tick", "market", "next_tick", "rings")
 
     def __init__(self, market: SymbolMarket) -> None:
         self.market = market
         self._start_state = _clone_state(market.state)
         self._start_cursor = market.level1_cursor
-        self.next_tick = market.state.next_tick_id
+        self._start_tick = market.state.next_tick_id
+        """The TickID of the snapshot's first message: line `(_start_tick + k) % size` of every
+        ring is the k-th message replayed from the snapshot, whenever the ring is built."""
+        self.next_tick = self._start_tick
         self.rings: dict[Fieldset, Ring] = {}
 
-    def build(self, fieldset: Fieldset, now_ns: int, size: int = RING_SIZE) -> Ring:
+    def build(self, fieldset: Fieldset, now_ns: int, size: int = RING_SIZE) -> Ring | None:
         """Render the ring of `fieldset`: the next `size` messages of the live replay from the
-        snapshot, time fields as sentinels, line `j` carrying TickID = j (mod size)."""
+        snapshot, time fields as sentinels, line `j` carrying TickID = j (mod size).
+
+        Messages are updates only (`SymbolMarket.next_level1` passes over events that change
+        nothing). None when the replay has nothing to send (a tape whose every event leaves
+        the snapshot as it is): then the symbol sends nothing, as it would live."""
         market = self.market
         scratch = dataclasses.replace(
             market,
@@ -187,9 +194,10 @@ class SymbolRings:
         values = scratch.state.values
         width = len(str(size - 1))
         lines: list[bytes] = [b""] * size
-        tick = self.next_tick
+        tick = self._start_tick  # not next_tick: a ring built later must line up too
         for _ in range(size):
-            scratch.next_level1(now_ns)
+            if scratch.next_level1(now_ns) is None:
+                return None
             for slot in TIME_SLOTS:
                 if values[slot]:
                     values[slot] = TIME_SENTINEL
@@ -285,11 +293,13 @@ class FlatOut:
                 continue
             ready = True
             for session in watchers:
-                if session.fieldset not in rings.rings:
-                    if time.perf_counter_ns() > build_deadline:
-                        ready = False
-                        break
-                    rings.build(session.fieldset, now_ns, self.ring_size)
+                if session.fieldset in rings.rings:
+                    continue
+                if time.perf_counter_ns() > build_deadline or (
+                    rings.build(session.fieldset, now_ns, self.ring_size) is None
+                ):
+                    ready = False  # out of budget, or nothing to send
+                    break
             if not ready:
                 continue
             tick = rings.next_tick

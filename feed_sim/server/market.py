@@ -5,6 +5,13 @@ apply the event to the state with the message's intended send time (contract 2),
 time field written afterwards carries that time, rebased to now. Level 1 events are applied
 with their wire texts precomputed (`Level1Events.wire_row`) to a lazy `Level1State`: derived
 fields are formatted only when a fieldset that shows them is rendered.
+
+Only updates are sent (IQConnect sends Level 1 updates on change): a quote that changes nothing
+on the top of book takes no TickID and is skipped. `Level1Events` drops such rows when it is
+built; the one left that state can make a no-op is the tape's first quote, replayed onto the
+primed state or, after the cursor wraps, onto the state the tape's end left.
+`next_level1` then takes the next event instead, so every message sent has a trade (C/E/O)
+or bid/ask (b/a) code and a time field with its intended time, and TickIDs stay consecutive.
 """
 
 from __future__ import annotations
@@ -122,9 +129,12 @@ class SymbolMarket:
     def watched(self) -> bool:
         return bool(self.level1_watchers or self.level2_watchers)
 
-    def next_level1(self, intended_ns: int) -> tuple[bool, int] | None:
-        """Apply the next Level 1 event at `intended_ns`; (is_trade, tick_id) or None if the
-        symbol has no Level 1 events."""
+    def next_level1(self, intended_ns: int, skip_unchanged: bool = True) -> tuple[bool, int] | None:
+        """Apply the next Level 1 update at `intended_ns`; (is_trade, tick_id), or None when
+        there is nothing to send: no Level 1 events, or the event changed nothing and
+        `skip_unchanged` is False (tape timing: each slot is its own event), or a whole
+        cycle of events changed nothing. With `skip_unchanged` (fixed rates, rings, flat out)
+        an event that changes nothing is passed over for the next one."""
         events = self.level1_events
         count = len(events)
         if not count:
@@ -136,8 +146,27 @@ class SymbolMarket:
         if row[0]:
             state.apply_trade_wire(intended_ns, row)
             return True, state.next_tick_id - 1
-        state.apply_quote_wire(intended_ns, row)
-        return False, state.next_tick_id - 1
+        if state.apply_quote_wire(intended_ns, row):
+            return False, state.next_tick_id - 1
+        if not skip_unchanged:
+            return None
+        return self._next_changed_level1(intended_ns, count)
+
+    def _next_changed_level1(self, intended_ns: int, count: int) -> tuple[bool, int] | None:
+        """`next_level1` after a quote that changed nothing: the following events up to a
+        whole cycle, until one is an update (rare: see the module docstring)."""
+        events = self.level1_events
+        state = self.state
+        for _ in range(count - 1):
+            cursor = self.level1_cursor
+            row = events.wire_row(cursor, state.precision)
+            self.level1_cursor = cursor + 1 if cursor + 1 < count else 0
+            if row[0]:
+                state.apply_trade_wire(intended_ns, row)
+                return True, state.next_tick_id - 1
+            if state.apply_quote_wire(intended_ns, row):
+                return False, state.next_tick_id - 1
+        return None
 
     def next_depth(self, intended_ns: int) -> tuple[DepthEventRow, DepthChange] | None:
         """Apply the next Level 2 event at `intended_ns` to the book."""

@@ -62,15 +62,22 @@ class PacedRings:
         """Cost of one symbol's rings: the last build, or half the previous estimate if
         larger (a slow build raises it at once, fast ones lower it gradually)."""
 
-    def _build(self, market: SymbolMarket, watchers: Mapping[Any, bool], now_ns: int) -> None:
+    def _build(self, market: SymbolMarket, watchers: Mapping[Any, bool], now_ns: int) -> bool:
+        """Build the symbol's rings; False if its replay has nothing to send (it stays live,
+        where it sends nothing either)."""
         started = time.perf_counter_ns()
         fresh = SymbolRings(market)
+        built = True
         for fieldset in {session.fieldset for session in watchers}:
-            fresh.build(fieldset, now_ns, self.ring_size)
-        self.symbols[market.symbol] = fresh
+            if fresh.build(fieldset, now_ns, self.ring_size) is None:
+                built = False
+                break
         spent = time.perf_counter_ns() - started
-        self.build_estimate_ns = max(spent, self.build_estimate_ns // 2)
         self._build_left_ns -= spent
+        if built:
+            self.symbols[market.symbol] = fresh
+            self.build_estimate_ns = max(spent, self.build_estimate_ns // 2)
+        return built
 
     def begin_batch(self, now_ns: int, slots: int = DENSE_BATCH) -> None:
         """Start a batch: a fresh build budget; rings rebuilt when the US/Eastern day changes
@@ -106,9 +113,8 @@ class PacedRings:
         for trades_only in watchers.values():
             if trades_only:
                 return None
-        if self._build_left_ns <= 0:
+        if self._build_left_ns <= 0 or not self._build(market, watchers, now_ns):
             return None
-        self._build(market, watchers, now_ns)
         return self.symbols[market.symbol]
 
     def build_pending(
@@ -125,8 +131,7 @@ class PacedRings:
             watchers = market.level1_watchers
             if not watchers or symbol in self.symbols or any(watchers.values()):
                 continue
-            self._build(market, watchers, now_ns)
-            built += 1
+            built += self._build(market, watchers, now_ns)
         return built
 
     def _extend(
@@ -137,7 +142,11 @@ class PacedRings:
             self._retire(found)  # trades-only filtering needs live rendering from now on
             return None
         for fieldset in {session.fieldset for session in watchers} - set(found.rings):
-            found.build(fieldset, now_ns, self.ring_size)  # same snapshot: lines line up
+            # The same snapshot as its other rings: the lines line up (and, as those had
+            # messages to send, this is never None).
+            if found.build(fieldset, now_ns, self.ring_size) is None:
+                self._retire(found)
+                return None
         return found
 
     def _retire(self, rings: SymbolRings) -> None:

@@ -7,6 +7,15 @@ priming) or, on the replay hot path, as "wire" tuples carrying the wire texts of
 prices, sizes, market centers, conditions and aggressor in the symbol's precision
 (`wire_row`, the tuples `Level1State.apply_trade_wire` / `apply_quote_wire` take). The texts
 of a chunk are formatted vectorised: each distinct value once (`np.unique`), then gathered.
+
+A quote row that changes nothing on the top of book (bid, ask, their sizes and market centers
+all as the rows before it left them) is no Level 1 update: IQConnect sends on change, and
+`Level1State.apply_quote_wire` would return '' for it. Generated tapes hold such rows (a
+size-only NBBO update that drew the same sizes and market centers, a quote repeating the NBBO
+a trade just carried), ~0.1% of a session's rows. `Level1Events` drops them once, vectorised,
+when it is built (`unchanged_quotes`), so replay never schedules them; the first quote of the
+tape can still repeat the state the replay starts from (the primed state, or the end of the
+previous pass after the cursor wraps), which `SymbolMarket.next_level1` skips at runtime.
 """
 
 from __future__ import annotations
@@ -89,6 +98,46 @@ def _coded(columns: list[npt.NDArray[Any]]) -> tuple[npt.NDArray[Any], npt.NDArr
     return distinct, inverse.reshape(len(columns), -1).astype(dtype)
 
 
+def _last_before(flags: npt.NDArray[np.bool_]) -> npt.NDArray[np.intp]:
+    """Per row, the index of the last earlier row where `flags` holds (-1: none)."""
+    marked = np.where(flags, np.arange(flags.size), -1)
+    last = np.empty(flags.size, np.intp)
+    last[:1] = -1
+    np.maximum.accumulate(marked[:-1], out=last[1:])
+    return last
+
+
+def unchanged_quotes(columns: dict[str, npt.NDArray[Any]]) -> npt.NDArray[np.bool_]:
+    """The quote rows that change nothing on the top of book, given the rows before them in
+    the tape: bid, ask, bid/ask size and bid/ask market center all equal to what the earlier
+    rows left (a trade's carried bid/ask sets those prices, a quote's market center -1 keeps
+    the previous one, NaN prices compare equal as `None` does). Exactly the rows
+    `Level1State.apply_quote_wire` returns '' for when the tape is replayed from its first
+    row; the first quote of the tape (nothing known before it) is never one. Dropping them
+    all at once leaves every other row's state unchanged: each of them changed nothing."""
+    is_trade = np.asarray(columns["is_trade"], np.bool_)
+    n = is_trade.size
+    if n < 2:
+        return np.zeros(n, np.bool_)
+    quote = ~is_trade
+    prev_quote = _last_before(quote)
+    unchanged = quote & (prev_quote >= 0)
+    at_quote = np.maximum(prev_quote, 0)
+    for name in ("bid", "ask"):
+        price = np.asarray(columns[name], np.float64)
+        prev = np.maximum(_last_before(quote | ~np.isnan(price)), 0)  # >= 0 where a quote was
+        before = price[prev]
+        unchanged &= (price == before) | (np.isnan(price) & np.isnan(before))
+        sizes = np.asarray(columns[f"{name}_size"])
+        unchanged &= sizes == sizes[at_quote]
+        centers = np.asarray(columns[f"{name}_mc"])
+        prev_center = _last_before(quote & (centers >= 0))
+        unchanged &= (centers < 0) | (
+            (prev_center >= 0) & (centers == centers[np.maximum(prev_center, 0)])
+        )
+    return unchanged
+
+
 def _objects(values: Sequence[Any]) -> npt.NDArray[np.object_]:
     out = np.empty(len(values), np.object_)
     out[:] = values
@@ -111,9 +160,16 @@ class _Strings:
 
 
 class Level1Events:
-    """One symbol's TRADE and QUOTE events in time order, as numpy columns."""
+    """One symbol's TRADE and QUOTE events in time order, as numpy columns, without the quote
+    rows that change nothing (`unchanged_quotes`)."""
 
     def __init__(self, columns: dict[str, npt.NDArray[Any]], conditions: list[str]) -> None:
+        unchanged = unchanged_quotes(columns)
+        self.unchanged_dropped = int(np.count_nonzero(unchanged))
+        """Quote rows of the tape dropped as no update (`unchanged_quotes`)."""
+        if self.unchanged_dropped:
+            keep = ~unchanged
+            columns = {name: np.asarray(values)[keep] for name, values in columns.items()}
         self.ts_ns: npt.NDArray[np.int64] = columns["ts_ns"].astype(np.int64)
         self._count = int(self.ts_ns.size)  # len() is on the paced hot path
         self.is_trade = columns["is_trade"].astype(np.bool_)
@@ -154,7 +210,8 @@ class Level1Events:
         aggressors, aggressor_codes = _coded([self.aggressor])
         self._aggressor_codes = aggressor_codes[0]
         self._aggressor_texts = _objects([str(x) for x in aggressors.tolist()])
-        self._condition_objects = _objects(self._condition_texts)
+        # A quote row's condition code is 0: a tape without trades still needs a text there.
+        self._condition_objects = _objects(self._condition_texts or [""])
         self._basis_objects = _objects(BASIS_CODES)
 
     def _texts_for(self, precision: int) -> npt.NDArray[np.object_]:

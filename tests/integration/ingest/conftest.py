@@ -172,11 +172,16 @@ E2E_DEPTH_SYMBOLS = ("AAPL", "MSFT")
 E2E_MMIDS = ("NSDQ", "GSCO", "MSCO", "ARCX", "EDGX", "CDRG")
 
 
-def e2e_tape_events() -> list[TapeEvent]:
+def e2e_tape_events(unchanged_quotes: bool = False) -> list[TapeEvent]:
     """Deterministic trades, quotes and Nasdaq MMID depth rows for AAPL, MSFT and IBM.
 
     Every quote changes the bid size, so every `Q` carries a `b` (a quote record); every
-    trade a `C` (a trade record): each Level 1 message feed_sim sends becomes one record."""
+    trade a `C` (a trade record): each Level 1 message feed_sim sends becomes one record.
+
+    `unchanged_quotes` adds quote rows that change nothing on the top of book: a copy of
+    every fifth quote right after it, and after each trade a quote repeating the NBBO the
+    trade carried with the sizes and market centers already shown. feed_sim must not send
+    them (IQConnect sends Level 1 updates on change), so the rule above still holds."""
     start = et_wall_ns(2024, 3, 4, 9, 30)
     bases = {"AAPL": 170.0, "MSFT": 400.0, "IBM": 190.0}
     events: list[TapeEvent] = []
@@ -197,6 +202,16 @@ def e2e_tape_events() -> list[TapeEvent]:
                     "ask": ask,
                 }
                 events.append(TapeEvent(ts, symbol, Kind.TRADE, fields))
+                if unchanged_quotes and i > 0:  # the trade's NBBO, the last quote's sizes
+                    shown = {
+                        "bid": bid,
+                        "bid_size": 100 + i - 1,
+                        "ask": ask,
+                        "ask_size": 200 + ((i - 1) % 5) * 100,
+                        "bid_mc": 5,
+                        "ask_mc": 11,
+                    }
+                    events.append(TapeEvent(ts + 300, symbol, Kind.QUOTE, shown))
             else:
                 fields = {
                     "bid": bid,
@@ -207,6 +222,8 @@ def e2e_tape_events() -> list[TapeEvent]:
                     "ask_mc": 11,
                 }
                 events.append(TapeEvent(ts, symbol, Kind.QUOTE, fields))
+                if unchanged_quotes and i % 5 == 1:
+                    events.append(TapeEvent(ts + 200, symbol, Kind.QUOTE, dict(fields)))
             if symbol in E2E_DEPTH_SYMBOLS:
                 side = "B" if i % 2 == 0 else "A"
                 delete = i % 11 == 5
@@ -237,6 +254,14 @@ def e2e_tape(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def e2e_tape_unchanged_quotes(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The end-to-end tape with quote rows that change nothing (`e2e_tape_events`)."""
+    path = tmp_path_factory.mktemp("tapes") / "e2e-unchanged.tape.zst"
+    write_tape(path, e2e_tape_events(unchanged_quotes=True), source="generated")
+    return path
+
+
 class FeedSimThread:
     """A real `FeedSimServer` on free loopback ports, serving from its own asyncio loop on a
     background thread (the control API is real HTTP)."""
@@ -255,10 +280,14 @@ class FeedSimThread:
 
 @contextlib.contextmanager
 def serve_feed_sim(
-    tapes: list[Path], rate_hz: float, l2_rate_hz: float = 0.0, start: bool = True
+    tapes: list[Path],
+    rate_hz: float,
+    l2_rate_hz: float = 0.0,
+    start: bool = True,
+    render: str = "live",
 ) -> Iterator[FeedSimThread]:
-    """feed_sim in fixed mode (`rate_hz` Level 1 and `l2_rate_hz` Level 2 msg/s per symbol);
-    always closed on exit."""
+    """feed_sim in fixed mode (`rate_hz` Level 1 and `l2_rate_hz` Level 2 msg/s per symbol,
+    Level 1 rendered `render`: live or from rings); always closed on exit."""
     config = ServeConfig(
         host=LOOPBACK,
         ports={"level1": 0, "level2": 0, "admin": 0, "lookup": 0},
@@ -274,7 +303,9 @@ def serve_feed_sim(
         server = FeedSimServer(config)
         holder.append(server)
         server.load_tapes(tapes)
-        server.engine.set_rate(RateSettings(mode="fixed", rate_hz=rate_hz, l2_rate_hz=l2_rate_hz))
+        server.engine.set_rate(
+            RateSettings(mode="fixed", rate_hz=rate_hz, l2_rate_hz=l2_rate_hz, render=render)
+        )
         await server.start(with_control=True)
         if start:
             server.engine.start()

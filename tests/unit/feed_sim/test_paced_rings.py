@@ -9,12 +9,21 @@ the rings'.
 
 from __future__ import annotations
 
+from feed_sim.protocol.fields import Fieldset
 from feed_sim.protocol.level1 import render_update
 from feed_sim.protocol.timefmt import hhmmss_micro
 from feed_sim.server.market import SymbolMarket
 from feed_sim.server.paced_rings import DENSE_BATCH, PacedRings
 
-from .test_flatout import NOW, WITH_TICKS, FakeSession, _market, _mask_times, _tick_ids
+from .test_flatout import (
+    ALL_FIELDS,
+    NOW,
+    WITH_TICKS,
+    FakeSession,
+    _market,
+    _mask_times,
+    _tick_ids,
+)
 
 
 def _watched(symbol: str = "AAPL", trades_only: bool = False) -> tuple[SymbolMarket, FakeSession]:
@@ -95,3 +104,27 @@ def test_trades_only_watcher_keeps_the_symbol_live_and_finish_moves_ticks() -> N
     assert rings.symbols == {}
     assert market.state.next_tick_id >= last
     assert session.received == []
+
+
+def test_a_fieldset_that_joins_later_gets_lines_of_the_same_messages() -> None:
+    """Every ring of a symbol replays the same snapshot: a ring built later (a client with
+    another fieldset watches after messages were sent from the first) gives, per TickID,
+    the same message as the first ring."""
+    market, _ = _watched()
+    rings = PacedRings(ring_size=10)
+    rings.begin_batch(NOW, DENSE_BATCH)
+    ready = rings.ready(market, market.level1_watchers, NOW)
+    assert ready is not None
+    ready.next_tick += 7  # sent from the first ring meanwhile
+    market.level1_watchers[FakeSession(ALL_FIELDS, client_id=2)] = False  # type: ignore[index]
+    assert rings.ready(market, market.level1_watchers, NOW) is ready
+    assert set(ready.rings) == {WITH_TICKS, ALL_FIELDS}
+    common = [name for name in WITH_TICKS.names if name in ALL_FIELDS.names]
+
+    def shown(fieldset: Fieldset, tick: int) -> list[bytes]:
+        line = PacedRings.line(ready, fieldset, tick, b"<time>")
+        values = dict(zip(fieldset.names, line.split(b",")[1:], strict=False))
+        return [values[name] for name in common]
+
+    for tick in range(ready.next_tick, ready.next_tick + 25):  # across ring wraps
+        assert shown(WITH_TICKS, tick) == shown(ALL_FIELDS, tick), tick
