@@ -55,6 +55,7 @@ from harness.infra.topics import (
     lag_basis,
     set_log_append_time,
     timestamp_types,
+    topic_partition_counts,
     wait_until_producible,
 )
 from harness.plan import (
@@ -305,6 +306,7 @@ class HarnessRun:
             self.ctx.kafka = kafka
             with self.console.status(f"starting {infra.brokers} Kafka broker(s)..."):
                 state = kafka.up(brokers=infra.brokers)
+            self.summary.set_run_field("broker_profile", kafka.profile.name)
             self.ctx.bootstrap = state.bootstrap
             brokers = state.broker_count
         elif infra.mode == "compose":  # the stack of compose/ (its advertised listeners)
@@ -386,6 +388,9 @@ class HarnessRun:
             types = timestamp_types(self.ctx.bootstrap, topics)
         self.lag_basis = lag_basis(types)
         self.summary.set_run_field("lag_basis", self.lag_basis)
+        self.summary.set_run_field(
+            "topic_partitions", topic_partition_counts(self.ctx.bootstrap, topics)
+        )
         self.console.print(self.lag_basis["note"])
 
     def _require_topics(self, topics: list[str]) -> None:

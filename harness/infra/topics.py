@@ -270,6 +270,12 @@ def set_log_append_time(bootstrap: str, topics: list[str], timeout_s: float = 30
 PROBE_TOPIC = "harness.probe"
 
 
+def topic_partition_counts(bootstrap: str, topics: list[str]) -> dict[str, int]:
+    """Partitions of each of `topics` that exists (the run's partition layout)."""
+    metadata = admin_client(bootstrap).list_topics(timeout=30).topics
+    return {t: len(metadata[t].partitions) for t in topics if t in metadata}
+
+
 def wait_until_producible(bootstrap: str, brokers: int, timeout_s: float = 120.0) -> float:
     """Produce one record with an idempotent acks=all producer to PROBE_TOPIC (created if
     missing) until it is delivered; returns the seconds it took.

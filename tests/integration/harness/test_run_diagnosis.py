@@ -226,3 +226,44 @@ def test_the_reference_core_s_producer_evidence_per_hold(bootstrap: str, tmp_pat
     assert "kafka_producer_produce_requests_total" in lines[-1]["samples"]
     assert (run_dir / "plots" / "cpu-by-part.png").stat().st_size > 0
     assert stage["resources"]["test_bed"]["parts_cores"]["sut"] > 0
+
+
+def test_the_reference_core_on_fewer_partitions_than_symbols(tmp_path: Path) -> None:
+    """The layout option: 8 symbols on topics of 3 partitions, the harness's own broker with a
+    named profile; the core folds its partitions, the collector reads them, nothing is lost."""
+    scen = Scenario.model_validate(
+        {
+            "name": "folded-layout",
+            "feed": {
+                "source": "generated",
+                "generated": {"minutes": 2},
+                "rate": {"model": "fixed", "rate_per_symbol_hz": 50},
+            },
+            "sut": {
+                "kind": "reference",
+                "connections": 2,
+                "record_mapping": {"topic_partitions": 3},
+            },
+            "infra": {"mode": "local", "broker_profile": "small-host"},
+            "stages": [{"symbols": 8, "warmup_s": 3, "hold_s": 6}],
+            "thresholds": {
+                "total_lag_p95_ms": None,
+                "total_lag_p99_ms": None,
+                "generator_lateness_p99_ms_max": 1000,
+                "achieved_rate_ratio_min": 0.5,
+                "loss_ratio_max": 0,
+            },
+            "outputs": {"plots": False, "locust": False},
+        }
+    )
+    code, run_dir = run(scen, tmp_path)
+    summary = summary_of(run_dir)
+    stage = stages_by_label(summary)["stage-1"]
+    assert code is ExitCode.PASSED, outline(summary)
+    assert summary["run"]["broker_profile"] == "small-host"
+    assert set(summary["run"]["topic_partitions"].values()) == {3}
+    completeness = stage["completeness"]
+    assert completeness["received"] >= 8 * 50 * 6 * 0.5 and completeness["lost"] == 0
+    assert completeness["missing_keys"] == [] and completeness["unexpected_keys"] == []
+    config = json.loads((run_dir / "sut" / "ingest-config.json").read_text())
+    assert config["kafka"]["partitions"] == 3
