@@ -8,18 +8,17 @@ Owns the producer settings and the hand-over of `FeedRecord`s to librdkafka (con
 - `produced_ns` stamped from the injected clock just before each `produce` call;
 - durability: `acks=all` with `enable.idempotence=true` (no duplicates or reordering from
   producer retries); these two cannot be overridden;
-- latency: `linger.ms=2`, lz4, Nagle off. With explicit partitions and ~100 msg/s per symbol
-  a batch per partition rarely fills, so linger, not batch size, bounds the wait;
+- latency: lz4, Nagle off, `linger.ms` 2 unless the caller's `overrides` say otherwise; the
+  reference core passes its producer design (`ingest.kafka_settings`: linger.ms "auto", 20 ms
+  with one partition per symbol), which bench/bench_kafka_produce.py chose side by side.
+  librdkafka sends one partition per ProduceRequest (librdkafka issue #1700), so with ~100
+  msg/s per partition a short linger means about one request per record, and the broker's CPU
+  follows the request count;
 - one producer by default; `producers` > 1 spreads the partitions (partition p on producer
-  p % n). librdkafka sends one partition per ProduceRequest (librdkafka issue #1700) and an
-  idempotent producer keeps at most 5 requests in flight per broker connection, so with
-  hundreds of partitions of ~100 msg/s each records queue behind each other in a single
-  producer. Measured on the 2-core VM, 5,000 msg/s over 50 partitions, producer and consumer
-  alone: end-to-end P99 330 ms with one producer, 46 ms with four. But with the core, feed_sim
-  and the broker sharing the 2 cores (bench_ingest_e2e.py at 5,000 msg/s over 495 symbols) four
-  producers raised the core's processing P99 from 7-30 ms to 94-95 ms and its read lag, so the
-  default stays 1; use more where cores are not the limit. Each partition has exactly one
-  producer, so per-partition order and idempotence hold;
+  p % n). Each partition has exactly one producer, so per-partition order and idempotence
+  hold. In bench/bench_kafka_produce.py four producers (linger 2 ms) were no better than one
+  at 5k msg/s and worse from 10k msg/s up: more requests, the broker near a whole core, and
+  at 50k msg/s they fell behind the schedule; so the default stays 1;
 - a bounded local queue (`queue.buffering.max.messages` / `.kbytes`). When it is full
   (`BufferError`) `send` polls (serving delivery reports, which frees space) and retries:
   the caller blocks, memory stays bounded, nothing is dropped;

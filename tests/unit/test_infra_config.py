@@ -9,6 +9,7 @@ import pytest
 
 from harness import paths
 from harness.defaults import KAFKA_VERSION, SYMBOL_COUNT, TOPIC_RETENTION_MS
+from harness.infra.broker_profiles import DEFAULT_PROFILE, PROFILES, broker_profile
 from harness.infra.errors import InfraError
 from harness.infra.java import find_java
 from harness.infra.kafka_local import (
@@ -118,3 +119,22 @@ def test_pom_fetches_the_default_kafka_version() -> None:
     pom = paths.kafka_pom().read_text()
     assert f"<kafka.version>{KAFKA_VERSION}</kafka.version>" in pom
     assert "<artifactId>kafka_2.13</artifactId>" in pom
+
+
+@pytest.mark.parametrize("name", sorted(PROFILES))
+def test_a_broker_profile_sets_the_nodes_properties_and_jvm(tmp_path: Path, name: str) -> None:
+    profile = PROFILES[name]
+    kafka = LocalKafka(state_dir=tmp_path, profile=name)
+    state = kafka._plan(1, {"log.segment.bytes": "1048576"})
+    text = Path(state.nodes[0].config_file).read_text()
+    for key, value in profile.properties.items():
+        assert f"{key}={value}\n" in text
+    assert "log.segment.bytes=1048576\n" in text  # extra_config wins over the profile
+    cmd = kafka._java_cmd(Path("java"), tmp_path, state.nodes[0], "kafka.Kafka")
+    assert cmd[3 : 3 + len(profile.jvm_options)] == list(profile.jvm_options)
+
+
+def test_the_default_and_unknown_broker_profiles(tmp_path: Path) -> None:
+    assert LocalKafka(state_dir=tmp_path).profile is broker_profile(DEFAULT_PROFILE)
+    with pytest.raises(ValueError, match="known: harness-2024, kafka-defaults, small-host"):
+        broker_profile("fast")
