@@ -179,11 +179,13 @@ def down(keep_data: bool, state_dir: Path | None) -> None:
     type=click.IntRange(1, 10_000),
     default=495,
     show_default=True,
-    help="Partitions per topic: one per symbol.",
+    help="Partitions per topic (the layout): one per symbol is the readiness review's; fewer "
+    "fold the symbols (partition % N; give the core the same `kafka.partitions`).",
 )
 @STATE_DIR_OPTION
 def topics(bootstrap: str | None, partitions: int, state_dir: Path | None) -> None:
-    """Create the feed topics: one partition per symbol, 7 days retention, RF min(3, brokers).
+    """Create the feed topics: --partitions each (default one per symbol), 7 days retention,
+    RF min(3, brokers), LogAppendTime.
 
     Existing topics are verified; a partition-count mismatch is an error (exit 4).
     """
