@@ -5,6 +5,9 @@ Layout of results/<run>/ owned here:
     summary.json                          run metadata, one entry per finished stage, events
     histograms/<label>-<measure>.hgrm.b64 each hold's histogram (label stage-N or verify-N),
                                           standard compressed base64
+    histograms/<label>-<measure>.hgrm     the same as HdrHistogram's percentile distribution
+                                          text (outputPercentileDistribution, values in ms),
+                                          for the usual HdrHistogram plotters
 
 `SummaryWriter` rewrites summary.json after every stage (and event) by writing a temporary
 file in the same directory, fsync and `os.replace`: the file on disk is always a complete,
@@ -24,6 +27,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import importlib.metadata
+import io
 import json
 import os
 import platform
@@ -41,6 +45,7 @@ from harness.hdr import encode, percentiles
 
 SUMMARY = "summary.json"
 HISTOGRAM_DIR = "histograms"
+US_PER_MS = 1000.0
 FORMAT = 1
 PACKAGES: tuple[str, ...] = (
     "iqfeed-load-harness",
@@ -190,6 +195,14 @@ def stage_entry(
     return entry
 
 
+def distribution_text(hist: HdrHistogram) -> str:
+    """HdrHistogram's percentile distribution text (`.hgrm`) of `hist`, values in ms (the
+    histogram holds us; 5 ticks per half distance, as HdrHistogram's own default)."""
+    out = io.BytesIO()
+    hist.output_percentile_distribution(out, US_PER_MS)
+    return out.getvalue().decode("ascii")
+
+
 def _plain(value: Any) -> Any:
     """JSON-ready copy (enums and other str subclasses as plain str, tuples as lists)."""
     return json.loads(json.dumps(value, default=str))
@@ -243,6 +256,7 @@ class SummaryWriter:
                 label = entry.get("label") or f"stage-{entry['index']}"
                 relative = f"{HISTOGRAM_DIR}/{label}-{name}.hgrm.b64"
                 write_atomic(self.run_dir / relative, encode(hist) + "\n")
+                write_atomic(self.run_dir / relative.removesuffix(".b64"), distribution_text(hist))
                 files[name] = relative
         stage = _plain(dict(entry))
         stage["histogram_files"] = files

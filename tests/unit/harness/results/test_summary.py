@@ -110,3 +110,28 @@ def test_verify_hold_keeps_its_own_histogram_files(tmp_path: Path) -> None:
     assert first.get_max_value() < 2_000  # still stage-1's 1 ms lags
     figures = json.loads((tmp_path / "summary.json").read_text())["stages"][0]["latency_us"]
     assert set(figures["total"]) >= {"p50", "p90", "p95", "p99", "p99.5", "p99.9", "p99.99"}
+
+
+def test_each_histogram_also_as_hdrhistogram_percentile_distribution_text(
+    tmp_path: Path,
+) -> None:
+    """The `.hgrm` text follows HdrHistogram's outputPercentileDistribution layout line by
+    line: header, rows of value (ms) / percentile / total count / 1/(1-p), the summary."""
+    writer = SummaryWriter(tmp_path, {"scenario": {"name": "s"}}, clock=lambda: T0)
+    entry, histograms = _stage(1, 5_000)
+    files = writer.add_stage(entry, histograms)
+    lines = (tmp_path / files["total"].removesuffix(".b64")).read_text().splitlines()
+    assert lines[0].split() == ["Value", "Percentile", "TotalCount", "1/(1-Percentile)"]
+    assert lines[1] == ""
+    rows = [line.split() for line in lines[2:] if line and not line.startswith("#")]
+    assert all(len(row) in (3, 4) for row in rows)  # the 100% row has no 1/(1-p)
+    values = [float(row[0]) for row in rows]
+    percentiles = [float(row[1]) for row in rows]
+    counts = [int(row[2]) for row in rows]
+    assert values == sorted(values) and percentiles == sorted(percentiles)
+    assert percentiles[-1] == 1.0 and counts[-1] == histograms["total"].get_total_count()
+    p99_row = next(row for row in rows if float(row[1]) >= 0.99)
+    assert abs(float(p99_row[0]) - entry["latency_us"]["total"]["p99"] / 1000) < 0.05
+    footer = [line for line in lines if line.startswith("#[")]
+    assert footer[0].startswith("#[Mean") and footer[1].startswith("#[Max")
+    assert footer[2].startswith("#[Buckets")
