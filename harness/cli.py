@@ -274,11 +274,12 @@ def run_command(scenario: Path, results_root: Path | None, ui: bool, ui_port: in
     """Run a staged ramp: feed_sim -> SUT -> Kafka, measured per stage, with rollback.
 
     Writes results/<UTC time>-<scenario>/: summary.json (updated after every stage),
-    lag.hlog (1 s interval histograms tagged stage-N and stage-N-uncorrected), histograms/,
-    junit.xml, plots/, live.json (the live status, about once a second) and locust/ (Locust,
-    run headless beside the runner with the stage plan as its load shape, keeps its CSV stats
-    there; outputs.locust). Ctrl-C stops everything the run started and keeps what was
-    measured.
+    lag.hlog (1 s interval histograms tagged stage-N and stage-N-uncorrected), histograms/
+    (each hold's histograms, encoded and as .hgrm text), junit.xml, plots/, report.html and
+    report.md (`harness report`), live.json (the live status, about once a second) and
+    locust/ (Locust, run headless beside the runner with the stage plan as its load shape,
+    keeps its CSV stats there; outputs.locust). Ctrl-C stops everything the run started and
+    keeps what was measured.
     """
     from harness.run import HarnessRun
     from harness.scenario import ScenarioError, load_scenario
@@ -291,6 +292,27 @@ def run_command(scenario: Path, results_root: Path | None, ui: bool, ui_port: in
         loaded, scenario, console, results_root, ui_port=ui_port if ui else None
     ).execute()
     sys.exit(int(code))
+
+
+@cli.command("report")
+@click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
+def report_command(run_dir: Path) -> None:
+    """Write the sign-off report of a run: RUN_DIR/report.html (self-contained, plots
+    embedded, opens offline) and RUN_DIR/report.md (for pull requests).
+
+    Verdict first (overall and per hold, with each hold's diagnosis), the rollback story, every
+    threshold with its measured value, limit and margin, completeness per hold, the plots, and
+    the sign-off block (scenario hash, git SHA, versions, host, command line). `harness run`
+    writes it at the end of every run; run this again after changing a run's files, or on an
+    interrupted run. Exit 3 when RUN_DIR holds no readable summary.json.
+    """
+    from harness.results.report import ReportError, write_report
+
+    try:
+        markdown, html = write_report(run_dir)
+    except ReportError as exc:
+        fail(str(exc), ExitCode.INVALID_INPUT)
+    console.print(f"report: {html} ({markdown.name} beside it)")
 
 
 @cli.command("worker")

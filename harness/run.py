@@ -76,6 +76,7 @@ from harness.results.plots import (
     plot_percentile_spectrum,
     plot_resources,
 )
+from harness.results.report import write_report
 from harness.results.summary import SummaryWriter, run_metadata, stage_entry, write_atomic
 from harness.sampler import ResourceSample, ResourceSampler
 from harness.scenario import ReferenceSut, Scenario
@@ -217,7 +218,11 @@ class HarnessRun:
         self.summary = SummaryWriter(
             self.run_dir,
             run_metadata(
-                self.scenario.name, self.scenario_path.read_text(), started_ns=self.clock_ns()
+                self.scenario.name,
+                self.scenario_path.read_text(),
+                started_ns=self.clock_ns(),
+                scenario_path=str(self.scenario_path),
+                command=shlex.join(sys.argv),
             ),
         )
         self.run_start_ns = self.clock_ns()
@@ -249,7 +254,19 @@ class HarnessRun:
             write_junit(self.run_dir / "junit.xml", self.scenario.name, self.stage_rows)
         if self.scenario.outputs.plots:
             self._final_plots()
+        self._write_report()
         return code
+
+    def _write_report(self) -> None:
+        """report.md and report.html from what the run wrote; a failure is an event, never
+        the run's exit code (the results themselves are already on disk)."""
+        try:
+            markdown, html = write_report(self.run_dir)
+        except Exception as exc:  # the report must not cost the run its results
+            log.warning("report not written: %r", exc)
+            self.summary.add_event("report_failed", error=repr(exc))
+            return
+        self.console.print(f"report: {html} ({markdown.name} beside it)")
 
     def _limits_ms(self) -> dict[str, float]:
         t = self.scenario.thresholds

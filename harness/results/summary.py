@@ -129,9 +129,10 @@ def run_metadata(
     *,
     started_ns: int,
     scenario_path: str | None = None,
+    command: str | None = None,
     repo: Path = REPO,
 ) -> dict[str, Any]:
-    """The run's metadata block."""
+    """The run's metadata block (`command`: the command line that started the run)."""
     raw = scenario_text.encode() if isinstance(scenario_text, str) else scenario_text
     return {
         "scenario": {
@@ -142,6 +143,7 @@ def run_metadata(
         "git": _git_sha(repo),
         "packages": package_versions(),
         "host": host_info(),
+        "command": command,
         "started_ns": started_ns,
         "started_utc": utc(started_ns),
     }

@@ -226,6 +226,11 @@ def test_the_reference_core_s_producer_evidence_per_hold(bootstrap: str, tmp_pat
     assert "kafka_producer_produce_requests_total" in lines[-1]["samples"]
     assert (run_dir / "plots" / "cpu-by-part.png").stat().st_size > 0
     assert stage["resources"]["test_bed"]["parts_cores"]["sut"] > 0
+    # The run ends with its report: every plot embedded, the .hgrm text beside each histogram.
+    html = (run_dir / "report.html").read_text()
+    assert html.count("data:image/png;base64,") == len(list((run_dir / "plots").glob("*.png")))
+    assert "PASS" in (run_dir / "report.md").read_text().splitlines()[2]
+    assert (run_dir / "histograms" / "stage-1-total.hgrm").read_text().startswith("       Value")
 
 
 def test_the_reference_core_on_fewer_partitions_than_symbols(tmp_path: Path) -> None:
