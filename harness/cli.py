@@ -315,6 +315,58 @@ def report_command(run_dir: Path) -> None:
     console.print(f"report: {html} ({markdown.name} beside it)")
 
 
+@cli.command("compare")
+@click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("baseline_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--tolerance",
+    type=click.FloatRange(0, 10),
+    default=0.10,
+    show_default=True,
+    help="A P99 (or RSS, or achieved rate) worse by more than this share is a regression.",
+)
+@click.option(
+    "--floor-ms",
+    type=click.FloatRange(0),
+    default=2.0,
+    show_default=True,
+    help="...and a P99 must also be worse by more than this many ms (noise never fails).",
+)
+@click.option("--no-plots", is_flag=True, help="Skip the overlay plots in compare.html.")
+def compare_command(
+    run_dir: Path, baseline_dir: Path, tolerance: float, floor_ms: float, no_plots: bool
+) -> None:
+    """Compare RUN_DIR with BASELINE_DIR, stage by stage: did the pipeline get slower?
+
+    Per stage both ran and per SUT lag measure: P50..P99.9 and max, RSS, achieved rate, loss.
+    A regression: a P99 worse by more than --tolerance and --floor-ms, RSS up by more than
+    --tolerance and 50 MB, the achieved rate down by more than --tolerance, more loss or
+    duplicates, a stage the baseline passed and the run did not, or one it never reached.
+    Writes RUN_DIR/compare.md and RUN_DIR/compare.html (the percentile curves overlaid).
+
+    Exit codes: 0 no regression, 1 regression, 3 bad arguments (a folder without a readable
+    summary.json), 5 not comparable (a different scenario SHA-256 or stage plan; said so).
+    """
+    from harness.results.compare import NotComparable, compare_runs, write_comparison
+    from harness.results.report import ReportError
+
+    try:
+        result = compare_runs(run_dir, baseline_dir, tolerance, floor_ms)
+    except ReportError as exc:
+        fail(str(exc), ExitCode.INVALID_INPUT)
+    except NotComparable as exc:
+        fail(f"the runs are not comparable: {exc}", ExitCode.INCONCLUSIVE)
+    markdown, html = write_comparison(result, plots=not no_plots)
+    for line in result.regressions:
+        console.print(f"[red]regression:[/] {line}")
+    verdict = "REGRESSION" if result.regressed else "no regression"
+    console.print(
+        f"{verdict}: {run_dir.name} vs {baseline_dir.name}, stages {', '.join(result.stages)}"
+        f" ({html}, {markdown.name} beside it)"
+    )
+    sys.exit(1 if result.regressed else 0)
+
+
 @cli.command("worker")
 @click.option(
     "--master",

@@ -8,6 +8,8 @@
 - `plot_resources`: SUT RSS and network Mbps over time from the sampler's rows.
 - `plot_cpu_by_part`: the test bed's CPU by part over time, stacked, against the host's
   busy cores and its core count (harness.testbed).
+- `plot_compare_spectrum`: two runs' percentile curves of one stage overlaid (`harness
+  compare`): the run solid, the baseline dashed, per measure.
 """
 
 from __future__ import annotations
@@ -244,4 +246,32 @@ def plot_cpu_by_part(
     axes.grid(True, alpha=0.3)
     _legend(axes, "upper left")
     axes.set_title(title)
+    return _save(figure, path)
+
+
+def plot_compare_spectrum(
+    path: Path,
+    run: Mapping[str, HdrHistogram],
+    baseline: Mapping[str, HdrHistogram],
+    title: str,
+    thresholds_ms: Mapping[str, float] | None = None,
+) -> Path:
+    """Each measure's percentile curve of the run (solid) over the baseline's (dashed)."""
+    figure = Figure(figsize=(9, 5))
+    axes = figure.add_subplot()
+    top = 10.0
+    for name in [n for n in run if n in baseline]:
+        color, _ = STYLES.get(name, (None, "-"))
+        for hist, style, which in ((run[name], "-", "run"), (baseline[name], "--", "baseline")):
+            xs, values = spectrum(hist)
+            if xs.size == 0:
+                continue
+            axes.plot(xs, values, label=f"{name} ({which})", color=color, linestyle=style)
+            top = max(top, float(xs[-1]))
+    _percentile_axis(axes, top)
+    _threshold_lines(axes, thresholds_ms)
+    axes.set_ylabel("lag (ms)")
+    axes.set_title(title)
+    axes.grid(True, which="major", alpha=0.3)
+    _legend(axes, "upper left")
     return _save(figure, path)
