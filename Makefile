@@ -10,11 +10,12 @@ KAFKA_JARS := .cache/kafka/$(KAFKA_VERSION)/jars
 SCENARIO ?= scenarios/ramp_495.yaml
 PYTEST_ARGS ?=
 
-.PHONY: help deps venv kafka-jars install lint typecheck test test-unit run bench bench-quick clean
+.PHONY: help deps venv kafka-jars install lint typecheck test test-unit run nightly bench bench-quick clean
 
 help:
 	@echo "make run    install what is missing, start local Kafka, run $(SCENARIO), stop Kafka"
 	@echo "make test   install what is missing, then ruff, mypy and the whole test suite"
+	@echo "make nightly  the nightly load job: ci_nightly scenario, report, compare with baselines/"
 	@echo "make bench  print the benchmarks' figures (full mode; exit 1 if a target is missed)"
 	@echo "make deps   system packages only (Java 17+, Maven); make clean removes caches"
 
@@ -54,6 +55,11 @@ test-unit: venv
 
 run: install
 	@bash scripts/run.sh "$(SCENARIO)"
+
+# The nightly load job (.github/workflows/nightly-load.yml) run here: scenarios/ci_nightly.yaml,
+# then harness compare against baselines/<scenario>/ when one is stored.
+nightly: install
+	@bash scripts/nightly.sh
 
 bench: install
 	@shopt -s nullglob; files=(bench/bench_*.py); failed=(); \

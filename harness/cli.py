@@ -367,6 +367,38 @@ def compare_command(
     sys.exit(1 if result.regressed else 0)
 
 
+@cli.group()
+def baseline() -> None:
+    """The stored baselines `harness compare` and `make nightly` judge against."""
+
+
+@baseline.command("accept")
+@click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--into",
+    "baselines_root",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("baselines"),
+    show_default=True,
+    help="Folder of baselines; the run goes to <folder>/<scenario name>/.",
+)
+def baseline_accept(run_dir: Path, baselines_root: Path) -> None:
+    """Make a finished run the baseline of its scenario (replacing the previous one).
+
+    Copies summary.json, the encoded histograms, report.md and junit.xml (a few hundred KB);
+    commit the folder so the nightly job compares against it. Exit 3 for a folder without a
+    finished run's summary.json.
+    """
+    from harness.results.compare import accept_baseline
+    from harness.results.report import ReportError
+
+    try:
+        target = accept_baseline(run_dir, baselines_root)
+    except ReportError as exc:
+        fail(str(exc), ExitCode.INVALID_INPUT)
+    console.print(f"baseline: {target} (from {run_dir})")
+
+
 @cli.command("worker")
 @click.option(
     "--master",

@@ -288,9 +288,38 @@ def write_comparison(result: Comparison, plots: bool = True) -> tuple[Path, Path
 __all__ = [
     "Comparison",
     "Delta",
+    "accept_baseline",
     "NotComparable",
     "ReportError",
     "check_comparable",
     "compare_runs",
     "write_comparison",
 ]
+
+
+BASELINE_FILES = ("summary.json", "report.md", "junit.xml")
+
+
+def accept_baseline(run_dir: Path, baselines_root: Path) -> Path:
+    """Make `run_dir` the stored baseline of its scenario: summary.json, the encoded
+    histograms and the report copied to `<baselines_root>/<scenario name>/` (replacing the
+    previous one); the baseline's folder."""
+    import shutil
+
+    document = load_summary(run_dir)
+    if document.get("status") != "finished":
+        raise ReportError(f"{run_dir}: the run did not finish; only a finished run can be one")
+    name = ((document.get("run") or {}).get("scenario") or {}).get("name") or run_dir.name
+    target = baselines_root / str(name)
+    staging = baselines_root / f".{name}.new"
+    shutil.rmtree(staging, ignore_errors=True)
+    (staging / "histograms").mkdir(parents=True)
+    for file in BASELINE_FILES:
+        if (run_dir / file).exists():
+            shutil.copy2(run_dir / file, staging / file)
+    for histogram in (run_dir / "histograms").glob("*.hgrm.b64"):
+        shutil.copy2(histogram, staging / "histograms" / histogram.name)
+    (staging / "ACCEPTED_FROM").write_text(f"{run_dir.resolve()}\n")
+    shutil.rmtree(target, ignore_errors=True)
+    staging.rename(target)
+    return target

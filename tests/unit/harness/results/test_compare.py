@@ -72,3 +72,21 @@ def test_exit_codes(tmp_path: Path) -> None:
     assert runner.invoke(cli, ["compare", str(slower), str(baseline), "--no-plots"]).exit_code == 1
     assert runner.invoke(cli, ["compare", str(other), str(baseline)]).exit_code == 5
     assert runner.invoke(cli, ["compare", str(tmp_path / "none"), str(baseline)]).exit_code == 3
+
+
+def test_accepting_a_baseline_stores_what_compare_needs(tmp_path: Path) -> None:
+    run = _run(tmp_path / "run", [5_000, 10_000])
+    runner = CliRunner()
+    into = tmp_path / "baselines"
+    result = runner.invoke(cli, ["baseline", "accept", str(run), "--into", str(into)])
+    assert result.exit_code == 0, result.output
+    stored = into / "ramp"
+    assert (stored / "summary.json").exists() and list((stored / "histograms").glob("*.b64"))
+    assert not compare_runs(run, stored).regressed  # the copy compares like the original
+    slower = _run(tmp_path / "slow", [5_000, 30_000])
+    assert compare_runs(slower, stored).regressed
+    unfinished = tmp_path / "unfinished"
+    unfinished.mkdir()
+    SummaryWriter(unfinished, run_metadata("ramp", "x", started_ns=T0))
+    result = runner.invoke(cli, ["baseline", "accept", str(unfinished), "--into", str(into)])
+    assert result.exit_code == 3
