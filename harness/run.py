@@ -261,7 +261,7 @@ class HarnessRun:
         """report.md and report.html from what the run wrote; a failure is an event, never
         the run's exit code (the results themselves are already on disk)."""
         try:
-            markdown, html = write_report(self.run_dir)
+            markdown, html = write_report(self.run_dir, plots=self.scenario.outputs.plots)
         except Exception as exc:  # the report must not cost the run its results
             log.warning("report not written: %r", exc)
             self.summary.add_event("report_failed", error=repr(exc))

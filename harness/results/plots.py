@@ -8,6 +8,8 @@
 - `plot_resources`: SUT RSS and network Mbps over time from the sampler's rows.
 - `plot_cpu_by_part`: the test bed's CPU by part over time, stacked, against the host's
   busy cores and its core count (harness.testbed).
+- `plot_hop_breakdown`: P99 of each hop per hold, and the total CO-corrected against
+  uncorrected (from summary.json; `harness report` draws it).
 - `plot_compare_spectrum`: two runs' percentile curves of one stage overlaid (`harness
   compare`): the run solid, the baseline dashed, per measure.
 """
@@ -273,5 +275,39 @@ def plot_compare_spectrum(
     axes.set_ylabel("lag (ms)")
     axes.set_title(title)
     axes.grid(True, which="major", alpha=0.3)
+    _legend(axes, "upper left")
+    return _save(figure, path)
+
+
+HOP_MEASURES = ("network", "processing", "kafka")
+
+
+def plot_hop_breakdown(
+    path: Path,
+    stages: Sequence[Mapping[str, Any]],
+    title: str = "P99 by hop per hold",
+) -> Path:
+    """Per hold (summary.json stage entries): P99 of each hop (network, processing, kafka) side
+    by side, and the total's P99 CO-corrected (from the intended time) against uncorrected
+    (from the actual send time), in ms, log scale."""
+    figure = Figure(figsize=(11, 5))
+    axes = figure.add_subplot()
+    labels = [str(s.get("label")) for s in stages]
+    names = [*HOP_MEASURES, "total_uncorrected", "total"]
+    width = 0.8 / len(names)
+    x = np.arange(len(stages))
+    for i, name in enumerate(names):
+        values = [
+            ((s.get("latency_us") or {}).get(name) or {}).get("p99", np.nan) / US_PER_MS
+            for s in stages
+        ]
+        color, _ = STYLES.get(name, (None, "-"))
+        axes.bar(x + (i - (len(names) - 1) / 2) * width, values, width, label=name, color=color)
+    axes.set_xticks(x, labels)
+    axes.set_yscale("log")
+    axes.set_ylabel("P99 (ms)")
+    axes.set_xlabel("hold")
+    axes.set_title(title)
+    axes.grid(True, axis="y", alpha=0.3)
     _legend(axes, "upper left")
     return _save(figure, path)

@@ -368,8 +368,18 @@ def render_html(report: Report) -> str:
     return _HTML.render(r=report, result=overall(report), images=images, num=_num, count=_count)
 
 
-def write_report(run_dir: Path) -> tuple[Path, Path]:
-    """Write report.md and report.html into `run_dir`; their paths."""
+HOPS_PLOT = "hops-by-hold.png"
+
+
+def write_report(run_dir: Path, plots: bool = True) -> tuple[Path, Path]:
+    """Write report.md and report.html into `run_dir` (with `plots`, first the per-hop chart
+    into plots/, from summary.json); their paths."""
+    if plots:
+        stages = load_summary(run_dir).get("stages") or []
+        if stages:
+            from harness.results.plots import plot_hop_breakdown
+
+            plot_hop_breakdown(run_dir / PLOTS_DIR / HOPS_PLOT, stages)
     report = build_report(run_dir)
     markdown = run_dir / REPORT_MD
     html = run_dir / REPORT_HTML

@@ -110,3 +110,19 @@ def test_a_folder_without_a_summary_is_named_and_exits_3(tmp_path: Path) -> None
     (tmp_path / "summary.json").write_text("{not json")
     result = CliRunner().invoke(cli, ["report", str(tmp_path)])
     assert result.exit_code == 3 and "unreadable" in " ".join(result.output.split())
+
+
+def test_the_report_draws_the_hops_by_hold_and_embeds_it(tmp_path: Path) -> None:
+    from matplotlib.image import imread
+
+    run = _run(tmp_path)
+    _, html = write_report(run)
+    chart = run / "plots" / "hops-by-hold.png"
+    pixels = imread(chart)
+    assert pixels.shape[0] > 300 and len({tuple(p) for p in pixels.reshape(-1, 4)[::97]}) > 5
+    assert html.read_text().count("data:image/png;base64,") == 2  # the chart and the given PNG
+    other = tmp_path / "no-plots"
+    other.mkdir()
+    (other / "summary.json").write_text((run / "summary.json").read_text())
+    write_report(other, plots=False)
+    assert not (other / "plots").exists()
