@@ -86,22 +86,22 @@ def _threshold_lines(axes: Axes, thresholds_ms: Mapping[str, float] | None) -> N
         )
 
 
-def plot_percentile_spectrum(
-    path: Path,
-    histograms: Mapping[str, HdrHistogram],
-    title: str,
-    thresholds_ms: Mapping[str, float] | None = None,
+Curve = tuple[str, HdrHistogram, str | None, str]
+"""(label, histogram, color, line style) of one percentile curve."""
+
+
+def _spectrum_figure(
+    path: Path, curves: Sequence[Curve], title: str, thresholds_ms: Mapping[str, float] | None
 ) -> Path:
-    """Latency by percentile of each histogram (ms, log x axis of 1 / (1 - p))."""
+    """Percentile curves on the HdrHistogram plotter's axis (ms, log 1 / (1 - p))."""
     figure = Figure(figsize=(9, 5))
     axes = figure.add_subplot()
     top = 10.0
-    for name, hist in histograms.items():
+    for label, hist, color, style in curves:
         xs, values = spectrum(hist)
         if xs.size == 0:
             continue
-        color, style = STYLES.get(name, (None, "-"))
-        axes.plot(xs, values, label=name, color=color, linestyle=style)
+        axes.plot(xs, values, label=label, color=color, linestyle=style)
         top = max(top, float(xs[-1]))
     _percentile_axis(axes, top)
     _threshold_lines(axes, thresholds_ms)
@@ -110,6 +110,17 @@ def plot_percentile_spectrum(
     axes.grid(True, which="major", alpha=0.3)
     _legend(axes, "upper left")
     return _save(figure, path)
+
+
+def plot_percentile_spectrum(
+    path: Path,
+    histograms: Mapping[str, HdrHistogram],
+    title: str,
+    thresholds_ms: Mapping[str, float] | None = None,
+) -> Path:
+    """Latency by percentile of each histogram (ms, log x axis of 1 / (1 - p))."""
+    curves = [(name, hist, *STYLES.get(name, (None, "-"))) for name, hist in histograms.items()]
+    return _spectrum_figure(path, curves, title, thresholds_ms)
 
 
 def plot_lag_over_time(
@@ -259,24 +270,12 @@ def plot_compare_spectrum(
     thresholds_ms: Mapping[str, float] | None = None,
 ) -> Path:
     """Each measure's percentile curve of the run (solid) over the baseline's (dashed)."""
-    figure = Figure(figsize=(9, 5))
-    axes = figure.add_subplot()
-    top = 10.0
+    curves: list[Curve] = []
     for name in [n for n in run if n in baseline]:
-        color, _ = STYLES.get(name, (None, "-"))
-        for hist, style, which in ((run[name], "-", "run"), (baseline[name], "--", "baseline")):
-            xs, values = spectrum(hist)
-            if xs.size == 0:
-                continue
-            axes.plot(xs, values, label=f"{name} ({which})", color=color, linestyle=style)
-            top = max(top, float(xs[-1]))
-    _percentile_axis(axes, top)
-    _threshold_lines(axes, thresholds_ms)
-    axes.set_ylabel("lag (ms)")
-    axes.set_title(title)
-    axes.grid(True, which="major", alpha=0.3)
-    _legend(axes, "upper left")
-    return _save(figure, path)
+        color = STYLES.get(name, (None, "-"))[0]
+        curves.append((f"{name} (run)", run[name], color, "-"))
+        curves.append((f"{name} (baseline)", baseline[name], color, "--"))
+    return _spectrum_figure(path, curves, title, thresholds_ms)
 
 
 HOP_MEASURES = ("network", "processing", "kafka")
