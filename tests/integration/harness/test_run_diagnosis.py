@@ -268,7 +268,10 @@ def test_the_reference_core_on_fewer_partitions_than_symbols(tmp_path: Path) -> 
     assert summary["run"]["broker_profile"] == "small-host"
     assert set(summary["run"]["topic_partitions"].values()) == {3}
     completeness = stage["completeness"]
-    assert completeness["received"] >= 8 * 50 * 6 * 0.5 and completeness["lost"] == 0
+    # Nothing lost beyond the in-flight tolerance at the hold's edges (what loss_ratio_max
+    # judges: a record sent in the hold's last second may arrive after it closes).
+    assert completeness["received"] >= 8 * 50 * 6 * 0.5
+    assert completeness["lost_beyond_tolerance"] == 0, completeness
     assert completeness["missing_keys"] == [] and completeness["unexpected_keys"] == []
     config = json.loads((run_dir / "sut" / "ingest-config.json").read_text())
     assert config["kafka"]["partitions"] == 3
