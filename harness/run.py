@@ -70,14 +70,14 @@ from harness.plan import (
 )
 from harness.results.hlog import append_intervals
 from harness.results.junit import write_junit
-from harness.results.plots import (
-    plot_cpu_by_part,
-    plot_lag_over_time,
-    plot_percentile_spectrum,
-    plot_resources,
-)
 from harness.results.report import write_report
-from harness.results.summary import SummaryWriter, run_metadata, stage_entry, write_atomic
+from harness.results.summary import (
+    RESOURCES_JSONL,
+    SummaryWriter,
+    run_metadata,
+    stage_entry,
+    write_atomic,
+)
 from harness.sampler import ResourceSample, ResourceSampler
 from harness.scenario import ReferenceSut, Scenario
 from harness.sut.base import KafkaEndpoints, SutError, start_process, stop_process
@@ -197,8 +197,6 @@ class HarnessRun:
         self.sut_dead = False
         """The SUT exited after it started: it is not restarted (a crash is a failure that a
         rollback cannot undo), so the verify hold fails and the run ends with exit 2."""
-        self.stage_measures: list[Any] = []
-        self.stage_starts: list[tuple[str, int]] = []
         self._last_abort_check = 0.0
         self._collector_at_start: dict[str, CollectorCounters] = {}
         self.collector_costs: dict[str, dict[str, Any]] = {}
@@ -252,8 +250,7 @@ class HarnessRun:
         self._write_live(label="done", phase="done", symbols=0, done=True, exit_code=int(code))
         if self.scenario.outputs.junit:
             write_junit(self.run_dir / "junit.xml", self.scenario.name, self.stage_rows)
-        if self.scenario.outputs.plots:
-            self._final_plots()
+        self._keep_resource_samples()
         self._write_report()
         return code
 
@@ -268,51 +265,18 @@ class HarnessRun:
             return
         self.console.print(f"report: {html} ({markdown.name} beside it)")
 
-    def _limits_ms(self) -> dict[str, float]:
-        t = self.scenario.thresholds
-        limits = {"P95 limit": t.total_lag_p95_ms, "P99 limit": t.total_lag_p99_ms}
-        return {name: value for name, value in limits.items() if value is not None}
-
-    def _plot(self, plot: Callable[..., Path], path: Path, *args: Any, **kwargs: Any) -> None:
-        """Draw one plot; a plotting error is reported and recorded, never ends the run."""
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            plot(path, *args, **kwargs)
-        except Exception as exc:  # matplotlib raises many kinds; the results matter more
-            log.exception("plot %s failed", path.name)
-            self.summary.add_event("plot_failed", plot=path.name, error=repr(exc))
-
-    def _final_plots(self) -> None:
-        """Lag over time across the stages and the SUT's resources over the run."""
-        plots = self.run_dir / "plots"
-        if self.stage_measures:
-            self._plot(
-                plot_lag_over_time,
-                plots / "lag-over-time.png",
-                self.stage_measures,
-                self._limits_ms(),
-                title=f"{self.scenario.name}: total lag per second (P50, P99)",
-            )
+    def _keep_resource_samples(self) -> None:
+        """Every sampler row of the run, one JSON line each, in resources.jsonl (the SUT's
+        metrics scrapes are in sut-metrics.jsonl); the report's resource plots read it."""
         sampler = self.ctx.sampler
-        rows = [dataclasses.asdict(sample) for sample in sampler.samples] if sampler else []
-        if rows:
-            rss_limit = self.scenario.thresholds.sut_rss_gb
-            self._plot(
-                plot_resources,
-                plots / "resources.png",
-                rows,
-                boundaries=self.stage_starts,
-                limits={"rss_mb": rss_limit * 1024} if rss_limit else None,
-                title=f"{self.scenario.name}: SUT memory and network",
-            )
-            self._plot(
-                plot_cpu_by_part,
-                plots / "cpu-by-part.png",
-                rows,
-                cores=os.cpu_count() or 1,
-                boundaries=self.stage_starts,
-                title=f"{self.scenario.name}: CPU by part of the test bed",
-            )
+        if sampler is None or not sampler.samples:
+            return
+        keep = [
+            {k: v for k, v in dataclasses.asdict(sample).items() if k != "sut_metrics"}
+            for sample in sampler.samples
+        ]
+        text = "".join(json.dumps(row) + "\n" for row in keep)
+        (self.run_dir / RESOURCES_JSONL).write_text(text, encoding="utf-8")
 
     _verdict_text = "not judged"
 
@@ -463,6 +427,7 @@ class HarnessRun:
     # -- the loop -------------------------------------------------------------------------------
 
     def _drive(self, plan: StagePlan) -> ExitCode:
+        plan_epoch_ns = self.clock_ns()  # the plan counts its events' t_ns from its start
         pending: list[object] = list(plan.start())
         while True:
             while pending:
@@ -473,7 +438,11 @@ class HarnessRun:
                     self.console.print(f"finished: {verdict.reason} (exit {int(verdict.code)})")
                     for event in plan.events:
                         self.summary.add_event(
-                            event.kind, label=event.label, t_ns=event.t_ns, **event.detail
+                            event.kind,
+                            at_ns=plan_epoch_ns + event.t_ns,
+                            label=event.label,
+                            t_ns=event.t_ns,
+                            **event.detail,
                         )
                     return verdict.code
                 pending.extend(self._perform(plan, action))
@@ -646,8 +615,9 @@ class HarnessRun:
             )
         )
         self._record_stage(
-            plan, action, snapshot, sent, resources, evaluation, loss, diagnosis, test_bed
-        )
+            plan, action, snapshot, sent, resources, evaluation, loss, diagnosis, test_bed,
+            measurement.expected_messages,
+        )  # fmt: skip
         self._keep_sut_metrics(action.label, samples)
         return list(plan.submit(evaluation.verdict, evaluation.broken, evaluation.inconclusive))
 
@@ -732,9 +702,21 @@ class HarnessRun:
         loss: LossReport,
         diagnosis: Diagnosis,
         test_bed: TestBedLoad,
+        expected_messages: int | None,
     ) -> None:
         verdicts = [dataclasses.asdict(r) for r in evaluation.results]
+        duration_s = ((sent.ended_ns or self.clock_ns()) - sent.started_ns) / 1e9
         symbols = len(plan.stage_symbols[action.stage_index])
+        per_symbol_hz = self.scenario.stage_rate_hz(action.stage_index)
+        rate = {
+            "scheduled_messages": expected_messages,
+            "sent_messages": sent.messages,
+            "received_messages": snapshot.measure.messages,
+            "scheduled_msg_s": None  # tape timing: only feed_sim knows the schedule
+            if per_symbol_hz is None
+            else (per_symbol_hz + self.scenario.feed.level2_rate_per_symbol_hz) * symbols,
+            "sent_msg_s": sent.messages / duration_s if duration_s > 0 else None,
+        }
         entry = stage_entry(
             action.stage_index,
             action.label,
@@ -747,21 +729,11 @@ class HarnessRun:
             extra_histograms={"generator_lateness": sent.lateness_us},
             started_ns=sent.started_ns,
             ended_ns=sent.ended_ns,
+            rate=rate,
         )
         entry["diagnosis"] = diagnosis.to_json()
         entry["lag_basis"] = {**snapshot.measure.basis, "note": self.lag_basis.get("note")}
         self.summary.add_stage(entry, snapshot.measure.histograms)
-        self.stage_measures.append(snapshot.measure)
-        self.stage_starts.append((action.label, sent.started_ns))
-        if self.scenario.outputs.plots:
-            histograms = {**snapshot.measure.histograms, "generator_lateness": sent.lateness_us}
-            self._plot(
-                plot_percentile_spectrum,
-                self.run_dir / "plots" / f"{action.label}-percentiles.png",
-                histograms,
-                f"{self.scenario.name} {action.label} ({symbols} symbols): lag by percentile",
-                self._limits_ms(),
-            )
         for tag_suffix, name in (("", "total"), ("-uncorrected", "total_uncorrected")):
             # The measure accumulates every sealed interval of the stage, whatever snapshots
             # (early-abort checks) were taken before this one.

@@ -3,8 +3,8 @@
 # Java 17+ for the Kafka broker, Maven to fetch it, Python venv support, a C compiler and the
 # Python headers for the C extensions (ingest/feed/_fastparse.c, harness/collector/*.c),
 # librdkafka's headers and library for the collector's Kafka reader
-# (harness/collector/_kafkaread.c), redis-server for the Redis snapshot tests. Does nothing when
-# everything is present.
+# (harness/collector/_kafkaread.c), redis-server for the Redis snapshot tests, chromium for the
+# test that opens the sign-off report headless. Does nothing when everything is present.
 set -euo pipefail
 
 missing=()
@@ -22,6 +22,7 @@ python3 -c 'import os, sysconfig; assert os.path.exists(os.path.join(sysconfig.g
   >/dev/null 2>&1 || missing+=(python3-dev)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 [ -f /usr/include/librdkafka/rdkafka.h ] || missing+=(librdkafka-dev)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 
 if [ ${#missing[@]} -eq 0 ]; then
   echo "system packages: all present"

@@ -251,19 +251,19 @@ def write_comparison(result: Comparison, plots: bool = True) -> tuple[Path, Path
     """compare.md and compare.html in the run's folder (overlay plots under compare/)."""
     import html as htmllib
 
-    from harness.results.plots import plot_compare_spectrum
+    from harness.results.plots import compare_spectrum_figure, save
 
     images: list[tuple[str, str]] = []
     if plots:
         run_doc, base_doc = load_summary(result.run), load_summary(result.baseline)
         run_stages, base_stages = _stage_map(run_doc), _stage_map(base_doc)
         for label in result.stages:
-            path = plot_compare_spectrum(
-                result.run / COMPARE_PLOTS / f"{label}-percentiles.png",
+            figure = compare_spectrum_figure(
                 stage_histograms(result.run, run_stages[label]),
                 stage_histograms(result.baseline, base_stages[label]),
                 f"{label}: {result.run.name} (solid) vs {result.baseline.name} (dashed)",
             )
+            path = save(figure, result.run / COMPARE_PLOTS / f"{label}-percentiles.png")
             images.append((label, base64.b64encode(path.read_bytes()).decode()))
     markdown = render_markdown(result)
     md_path = result.run / COMPARE_MD

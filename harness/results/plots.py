@@ -1,16 +1,21 @@
-"""PNG plots of a run (matplotlib, Agg canvas; no pyplot, so no global backend state).
+"""Figures of a run (matplotlib, Agg canvas; no pyplot, so no global backend state).
 
-- `plot_percentile_spectrum`: a stage's latency by percentile, CO-corrected vs uncorrected
-  (and per hop), on the HdrHistogram plotter's x axis: 1 / (1 - percentile), log scale,
-  labelled 0%, 90%, 99%, 99.9% ... so the tail gets the room it deserves.
-- `plot_lag_over_time`: per-second P50 / P99 of the total lag from the 1 s interval
-  histograms, corrected and uncorrected, stage boundaries marked, threshold lines.
-- `plot_resources`: SUT RSS and network Mbps over time from the sampler's rows.
-- `plot_cpu_by_part`: the test bed's CPU by part over time, stacked, against the host's
-  busy cores and its core count (harness.testbed).
-- `plot_hop_breakdown`: P99 of each hop per hold, and the total CO-corrected against
-  uncorrected (from summary.json; `harness report` draws it).
-- `plot_compare_spectrum`: two runs' percentile curves of one stage overlaid (`harness
+Each `*_figure` function builds one matplotlib Figure from plain data; `save` writes it as a
+PNG. harness.results.run_plots feeds them from a run folder; tests inspect the figures.
+
+- `percentile_spectrum_figure`: one hold's lag by percentile, CO-corrected vs uncorrected and
+  per hop, on the HdrHistogram plotter's x axis: 1 / (1 - percentile), log scale, labelled
+  0%, 90%, 99%, 99.9% ... so the tail gets the room it deserves.
+- `stage_spectra_figure`: the total lag by percentile of every hold in one chart.
+- `lag_over_time_figure`: per-second P50 / P99 of the total lag, corrected and uncorrected,
+  holds as shaded bands, events (rollback, early abort, SUT died...) as marked lines.
+- `rate_figure`: records received per second against the scheduled and sent rate of each hold.
+- `resources_figure`: SUT RSS and network Mbps over time against their limits.
+- `cpu_by_part_figure`: the test bed's CPU by part over time, stacked, against the host's busy
+  cores and its core count (harness.testbed).
+- `hop_breakdown_figure`: P99 of each hop per hold, and the total CO-corrected against
+  uncorrected.
+- `compare_spectrum_figure`: two runs' percentile curves of one hold overlaid (`harness
   compare`): the run solid, the baseline dashed, per measure.
 """
 
@@ -18,6 +23,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -27,8 +33,7 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from harness.collector.measure import NS_PER_S, StageMeasure
-
+NS_PER_S = 1_000_000_000
 US_PER_MS = 1000.0
 STYLES = {
     "total": ("tab:red", "-"),
@@ -39,9 +44,11 @@ STYLES = {
     "delivery": ("tab:brown", "-."),
     "generator_lateness": ("tab:gray", "-."),
 }
+HOP_MEASURES = ("network", "processing", "kafka")
 
 
-def _save(figure: Figure, path: Path) -> Path:
+def save(figure: Figure, path: Path) -> Path:
+    """Write `figure` as a PNG at `path` (folders made); the path."""
     FigureCanvasAgg(figure)
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=110)
@@ -86,13 +93,20 @@ def _threshold_lines(axes: Axes, thresholds_ms: Mapping[str, float] | None) -> N
         )
 
 
+def _mark(axes: Axes, x: float, label: str, color: str = "gray") -> None:
+    """A vertical line at `x` with its label written along it at the top."""
+    axes.axvline(x, color=color, linewidth=0.8)
+    axes.annotate(label, (x, 1.0), xycoords=("data", "axes fraction"), fontsize=7,
+                  va="top", rotation=90, color=color)  # fmt: skip
+
+
 Curve = tuple[str, HdrHistogram, str | None, str]
 """(label, histogram, color, line style) of one percentile curve."""
 
 
 def _spectrum_figure(
-    path: Path, curves: Sequence[Curve], title: str, thresholds_ms: Mapping[str, float] | None
-) -> Path:
+    curves: Sequence[Curve], title: str, thresholds_ms: Mapping[str, float] | None
+) -> Figure:
     """Percentile curves on the HdrHistogram plotter's axis (ms, log 1 / (1 - p))."""
     figure = Figure(figsize=(9, 5))
     axes = figure.add_subplot()
@@ -109,61 +123,78 @@ def _spectrum_figure(
     axes.set_title(title)
     axes.grid(True, which="major", alpha=0.3)
     _legend(axes, "upper left")
-    return _save(figure, path)
+    return figure
 
 
-def plot_percentile_spectrum(
-    path: Path,
+def percentile_spectrum_figure(
     histograms: Mapping[str, HdrHistogram],
     title: str,
     thresholds_ms: Mapping[str, float] | None = None,
-) -> Path:
-    """Latency by percentile of each histogram (ms, log x axis of 1 / (1 - p))."""
+) -> Figure:
+    """Latency by percentile of each histogram of one hold (total, uncorrected, hops)."""
     curves = [(name, hist, *STYLES.get(name, (None, "-"))) for name, hist in histograms.items()]
-    return _spectrum_figure(path, curves, title, thresholds_ms)
+    return _spectrum_figure(curves, title, thresholds_ms)
 
 
-def plot_lag_over_time(
-    path: Path,
-    stages: Sequence[StageMeasure],
+def stage_spectra_figure(
+    totals: Mapping[str, HdrHistogram],
+    title: str,
+    thresholds_ms: Mapping[str, float] | None = None,
+) -> Figure:
+    """One percentile curve per hold (label -> its CO-corrected total lag) in one chart."""
+    styles = ("-", "--", "-.", ":")
+    curves = [
+        (label, hist, None, styles[(i // 10) % len(styles)])
+        for i, (label, hist) in enumerate(totals.items())
+    ]
+    return _spectrum_figure(curves, title, thresholds_ms)
+
+
+@dataclass(frozen=True)
+class Band:
+    """A hold on the time axis: seconds since the run's start."""
+
+    label: str
+    start_s: float
+    end_s: float
+
+
+def _bands(axes: Axes, bands: Sequence[Band]) -> None:
+    for i, band in enumerate(bands):
+        color = "tab:orange" if band.label.startswith("verify") else ("0.85", "0.93")[i % 2]
+        axes.axvspan(band.start_s, band.end_s, color=color, alpha=0.35, linewidth=0)
+        axes.annotate(band.label, (band.start_s, 0.02), xycoords=("data", "axes fraction"),
+                      fontsize=7, va="bottom")  # fmt: skip
+
+
+def lag_over_time_figure(
+    series: Mapping[str, Sequence[tuple[float, HdrHistogram]]],
+    bands: Sequence[Band] = (),
+    events: Sequence[tuple[float, str]] = (),
     thresholds_ms: Mapping[str, float] | None = None,
     title: str = "total lag per second",
-) -> Path:
-    """Per-second P50/P99 (ms) of the total lag, corrected and uncorrected, over the run."""
+) -> Figure:
+    """Per-second P50/P99 (ms) of "total" and "total_uncorrected" (measure -> (second since
+    the run's start, interval histogram)), holds as bands, events as marked lines."""
     figure = Figure(figsize=(11, 5))
     axes = figure.add_subplot()
-    start = min((min(m.intervals["total"]) for m in stages if m.intervals["total"]), default=0)
-    series: dict[tuple[str, float], tuple[list[float], list[float]]] = {}
-    for measure in stages:
-        for name in ("total", "total_uncorrected"):
-            for second, hist in measure.interval_histograms(name):
-                for p in (50.0, 99.0):
-                    xs, ys = series.setdefault((name, p), ([], []))
-                    xs.append(second - start)
-                    ys.append(hist.get_value_at_percentile(p) / US_PER_MS)
-        if measure.intervals["total"]:
-            first = min(measure.intervals["total"]) - start
-            axes.axvline(first, color="gray", linewidth=0.8)
-            axes.annotate(
-                measure.label,
-                (first, 1.0),
-                xycoords=("data", "axes fraction"),
-                fontsize=8,
-                va="top",
-                rotation=90,
-            )
-    for (name, p), (xs, ys) in sorted(series.items()):
+    _bands(axes, bands)
+    for name in ("total", "total_uncorrected"):
+        points = sorted(series.get(name) or (), key=lambda p: p[0])
+        if not points:
+            continue
+        xs = np.asarray([t for t, _ in points])
         color, style = STYLES[name]
-        order = np.argsort(xs)
-        axes.plot(
-            np.asarray(xs)[order],
-            np.asarray(ys)[order],
-            color=color,
-            linestyle=style,
-            alpha=1.0 if p == 99.0 else 0.45,
-            label=f"{name} P{p:g}",
-            linewidth=1.0,
-        )
+        for p in (50.0, 99.0):
+            ys = np.asarray([h.get_value_at_percentile(p) / US_PER_MS for _, h in points])
+            # No line across the gaps between holds (settling, warm-up of the next stage).
+            breaks = np.flatnonzero(np.diff(xs) > 1.5) + 1
+            for i, (x, y) in enumerate(zip(np.split(xs, breaks), np.split(ys, breaks))):
+                axes.plot(x, y, color=color, linestyle=style, linewidth=1.0,
+                          alpha=1.0 if p == 99.0 else 0.45,
+                          label=f"{name} P{p:g}" if i == 0 else None)  # fmt: skip
+    for at_s, label in events:
+        _mark(axes, at_s, label, color="tab:red")
     _threshold_lines(axes, thresholds_ms)
     axes.set_yscale("log")
     axes.set_xlabel("time since run start (s)")
@@ -171,73 +202,105 @@ def plot_lag_over_time(
     axes.set_title(title)
     axes.grid(True, alpha=0.3)
     _legend(axes, "upper right")
-    return _save(figure, path)
+    return figure
 
 
-def plot_resources(
-    path: Path,
+@dataclass(frozen=True)
+class HoldRate:
+    """A hold's scheduled and sent rate (msg/s) over its span (seconds since run start)."""
+
+    band: Band
+    scheduled_msg_s: float | None
+    sent_msg_s: float | None
+
+
+def rate_figure(
+    received: Sequence[tuple[float, int]],
+    holds: Sequence[HoldRate],
+    title: str = "achieved vs scheduled rate",
+) -> Figure:
+    """Records received per second (the collector's observations) against each hold's scheduled
+    rate (what the plan asked feed_sim for) and sent rate (what feed_sim reports it sent)."""
+    figure = Figure(figsize=(11, 4.5))
+    axes = figure.add_subplot()
+    _bands(axes, [h.band for h in holds])
+    points = sorted(received)
+    if points:
+        xs = np.asarray([t for t, _ in points])
+        ys = np.asarray([n for _, n in points], dtype=float)
+        breaks = np.flatnonzero(np.diff(xs) > 1.5) + 1
+        for i, (x, y) in enumerate(zip(np.split(xs, breaks), np.split(ys, breaks))):
+            axes.plot(x, y, color="tab:blue", linewidth=1.0,
+                      label="received per second" if i == 0 else None)  # fmt: skip
+    for i, hold in enumerate(holds):
+        span = (hold.band.start_s, hold.band.end_s)
+        if hold.scheduled_msg_s is not None:
+            axes.plot(span, (hold.scheduled_msg_s,) * 2, color="black", linestyle="--",
+                      linewidth=1.2, label="scheduled" if i == 0 else None)  # fmt: skip
+        if hold.sent_msg_s is not None:
+            axes.plot(span, (hold.sent_msg_s,) * 2, color="tab:green", linestyle=":",
+                      linewidth=1.6, label="sent (feed_sim)" if i == 0 else None)  # fmt: skip
+    axes.set_xlabel("time since run start (s)")
+    axes.set_ylabel("messages per second")
+    axes.set_ylim(bottom=0)
+    axes.set_title(title)
+    axes.grid(True, alpha=0.3)
+    _legend(axes, "upper left")
+    return figure
+
+
+def resources_figure(
     rows: Sequence[Mapping[str, Any]],
     *,
-    time_key: str = "t_ns",
-    rss_key: str = "rss_bytes",
+    start_ns: int | None = None,
     mbps_keys: Sequence[str] = ("feed_mbps", "kafka_mbps"),
-    boundaries: Sequence[tuple[str, int]] = (),
+    bands: Sequence[Band] = (),
     limits: Mapping[str, float] | None = None,
     title: str = "SUT resources",
-) -> Path:
-    """RSS (MB) and network (Mbps) over time from sampler rows (dicts keyed as given).
-
-    `boundaries` are (stage label, epoch ns) marks; `limits` may hold "rss_mb" / "mbps".
-    """
+) -> Figure:
+    """RSS (MB) and network (Mbps) over time from sampler rows (t_ns, rss_bytes, *mbps_keys);
+    `limits` may hold "rss_mb" / "mbps"; time counts from `start_ns` (default: first row)."""
     figure = Figure(figsize=(11, 6))
     rss_axes, net_axes = figure.subplots(2, 1, sharex=True)
-    start = min((int(r[time_key]) for r in rows), default=0)
-    t = [(int(r[time_key]) - start) / NS_PER_S for r in rows]
-    rss = [float(r.get(rss_key) or 0) / 1e6 for r in rows]
-    rss_axes.plot(t, rss, color="tab:red", label=f"{rss_key} (MB)")
+    start = start_ns if start_ns is not None else min((int(r["t_ns"]) for r in rows), default=0)
+    t = [(int(r["t_ns"]) - start) / NS_PER_S for r in rows]
+    rss = [float(r.get("rss_bytes") or 0) / 1e6 for r in rows]
+    rss_axes.plot(t, rss, color="tab:red", label="SUT RSS (MB)")
     rss_axes.set_ylabel("RSS (MB)")
     for key in mbps_keys:
         values = [r.get(key) for r in rows]
         if any(v is not None for v in values):
             net_axes.plot(t, [float(v or 0) for v in values], label=key)
     net_axes.set_ylabel("Mbps")
-    net_axes.set_xlabel("time since first sample (s)")
+    net_axes.set_xlabel("time since run start (s)")
     limits = limits or {}
     if "rss_mb" in limits:
-        rss_axes.axhline(limits["rss_mb"], color="black", linestyle="--", linewidth=0.9)
+        rss_axes.axhline(limits["rss_mb"], color="black", linestyle="--", linewidth=0.9,
+                         label=f"limit {limits['rss_mb']:,.0f} MB")  # fmt: skip
     if "mbps" in limits:
-        net_axes.axhline(limits["mbps"], color="black", linestyle="--", linewidth=0.9)
-    for label, at_ns in boundaries:
-        for axes in (rss_axes, net_axes):
-            axes.axvline((at_ns - start) / NS_PER_S, color="gray", linewidth=0.8)
-        rss_axes.annotate(
-            label,
-            ((at_ns - start) / NS_PER_S, 1.0),
-            xycoords=("data", "axes fraction"),
-            fontsize=8,
-            va="top",
-            rotation=90,
-        )
+        net_axes.axhline(limits["mbps"], color="black", linestyle="--", linewidth=0.9,
+                         label=f"target {limits['mbps']:g} Mbps")  # fmt: skip
     for axes in (rss_axes, net_axes):
+        _bands(axes, bands)
         axes.grid(True, alpha=0.3)
         _legend(axes, "upper left")
     rss_axes.set_title(title)
-    return _save(figure, path)
+    return figure
 
 
-def plot_cpu_by_part(
-    path: Path,
+def cpu_by_part_figure(
     rows: Sequence[Mapping[str, Any]],
     *,
     cores: int,
-    boundaries: Sequence[tuple[str, int]] = (),
+    start_ns: int | None = None,
+    bands: Sequence[Band] = (),
     title: str = "CPU by part of the test bed",
-) -> Path:
+) -> Figure:
     """Stacked cores of each part (`parts_cores` of the sampler rows) over time, the host's
     busy cores (`host_busy_cores`) as a line and its core count as the ceiling."""
     figure = Figure(figsize=(11, 5))
     axes = figure.subplots()
-    start = min((int(r["t_ns"]) for r in rows), default=0)
+    start = start_ns if start_ns is not None else min((int(r["t_ns"]) for r in rows), default=0)
     t = [(int(r["t_ns"]) - start) / NS_PER_S for r in rows]
     names = sorted({name for r in rows for name in (r.get("parts_cores") or {})})
     stacks = [[float((r.get("parts_cores") or {}).get(n) or 0.0) for r in rows] for n in names]
@@ -248,44 +311,36 @@ def plot_cpu_by_part(
         axes.plot(t, [float(v) if v is not None else np.nan for v in busy], color="black",
                   linewidth=1.0, label="host busy")  # fmt: skip
     axes.axhline(cores, color="red", linestyle="--", linewidth=0.9, label=f"{cores} cores")
-    for label, at_ns in boundaries:
-        x = (at_ns - start) / NS_PER_S
-        axes.axvline(x, color="gray", linewidth=0.8)
-        axes.annotate(label, (x, 1.0), xycoords=("data", "axes fraction"), fontsize=8,
-                      va="top", rotation=90)  # fmt: skip
+    for band in bands:
+        _mark(axes, band.start_s, band.label)
     axes.set_ylabel("cores")
-    axes.set_xlabel("time since first sample (s)")
+    axes.set_xlabel("time since run start (s)")
     axes.set_ylim(0, cores * 1.1)
     axes.grid(True, alpha=0.3)
     _legend(axes, "upper left")
     axes.set_title(title)
-    return _save(figure, path)
+    return figure
 
 
-def plot_compare_spectrum(
-    path: Path,
+def compare_spectrum_figure(
     run: Mapping[str, HdrHistogram],
     baseline: Mapping[str, HdrHistogram],
     title: str,
     thresholds_ms: Mapping[str, float] | None = None,
-) -> Path:
+) -> Figure:
     """Each measure's percentile curve of the run (solid) over the baseline's (dashed)."""
     curves: list[Curve] = []
     for name in [n for n in run if n in baseline]:
         color = STYLES.get(name, (None, "-"))[0]
         curves.append((f"{name} (run)", run[name], color, "-"))
         curves.append((f"{name} (baseline)", baseline[name], color, "--"))
-    return _spectrum_figure(path, curves, title, thresholds_ms)
+    return _spectrum_figure(curves, title, thresholds_ms)
 
 
-HOP_MEASURES = ("network", "processing", "kafka")
-
-
-def plot_hop_breakdown(
-    path: Path,
+def hop_breakdown_figure(
     stages: Sequence[Mapping[str, Any]],
     title: str = "P99 by hop per hold",
-) -> Path:
+) -> Figure:
     """Per hold (summary.json stage entries): P99 of each hop (network, processing, kafka) side
     by side, and the total's P99 CO-corrected (from the intended time) against uncorrected
     (from the actual send time), in ms, log scale."""
@@ -309,4 +364,4 @@ def plot_hop_breakdown(
     axes.set_title(title)
     axes.grid(True, axis="y", alpha=0.3)
     _legend(axes, "upper left")
-    return _save(figure, path)
+    return figure

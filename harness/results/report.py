@@ -1,15 +1,16 @@
 """The sign-off report of a finished (or interrupted) run: report.md and report.html.
 
-`write_report(run_dir)` reads only what the run wrote (summary.json, plots/*.png) and writes:
+`write_report(run_dir)` reads only what the run wrote (summary.json, histograms/, lag.hlog,
+resources.jsonl), draws every plot into plots/ (harness.results.run_plots) and writes:
 
 - `report.md`: for pull requests and terminals (plots linked, relative paths);
 - `report.html`: one self-contained page (plots embedded as data URIs, no external assets, so
   it opens offline and survives being mailed or archived as a CI artifact).
 
 Both put the verdict first (overall, then per hold with its diagnosis line), then the rollback
-story (what broke, where it stepped back, the verify outcome, the recovery time), the targets
-table (every threshold of every hold: measured, limit, margin), completeness per hold, the
-plots, and the sign-off block (scenario and its SHA-256, git SHA, package versions, host, date,
+story (what broke, where it stepped back, the verify outcome, the recovery time), the plots
+(pictures before tables), the targets table (every threshold of every hold: measured, limit,
+margin), completeness per hold, and the sign-off block (scenario and its SHA-256, git SHA, package versions, host, date,
 command line). `harness report RUN_DIR` runs it; `harness run` runs it at the end.
 """
 
@@ -24,11 +25,11 @@ from typing import Any
 
 import jinja2
 
+from harness.results.run_plots import PLOTS_DIR, draw_plots, plot_order
 from harness.results.summary import SUMMARY
 
 REPORT_MD = "report.md"
 REPORT_HTML = "report.html"
-PLOTS_DIR = "plots"
 NO_MARGIN = frozenset({"test_bed"})
 """Checks whose limit is not a plain bound on the measured figure (the test-bed rule applies
 its share only when the host is saturated), so a margin would mislead."""
@@ -82,6 +83,8 @@ class Report:
     targets: list[TargetRow]
     signoff: list[tuple[str, str]]
     plots: list[Path] = field(default_factory=list)
+    plot_notes: list[str] = field(default_factory=list)
+    """Plots not drawn, and why (their input was not written)."""
 
 
 def load_summary(run_dir: Path) -> dict[str, Any]:
@@ -233,7 +236,7 @@ def build_report(run_dir: Path) -> Report:
         rollback=rollback_story(document.get("events") or []),
         targets=[row for s in stages for row in _targets(s)],
         signoff=_signoff(document),
-        plots=sorted((run_dir / PLOTS_DIR).glob("*.png")),
+        plots=sorted((run_dir / PLOTS_DIR).glob("*.png"), key=plot_order),
     )
 
 
@@ -277,6 +280,10 @@ def render_markdown(report: Report, run_dir: Path) -> str:
         )
     if report.rollback:
         lines += ["", "## Rollback", "", *(f"- {line}" for line in report.rollback)]
+    if report.plots or report.plot_notes:
+        lines += ["", "## Plots", ""]
+        lines += [f"![{p.stem}]({p.relative_to(run_dir).as_posix()})" for p in report.plots]
+        lines += [f"- not drawn: {note}" for note in report.plot_notes]
     lines += [
         "",
         "## Targets",
@@ -301,9 +308,6 @@ def render_markdown(report: Report, run_dir: Path) -> str:
             f"| {h.label} | {_count(h.sent)} | {_count(h.received)} | {_count(h.lost)} | "
             f"{_count(h.duplicates)} | {h.worst} |"
         )
-    if report.plots:
-        lines += ["", "## Plots", ""]
-        lines += [f"![{p.stem}]({p.relative_to(run_dir).as_posix()})" for p in report.plots]
     lines += ["", "## Sign-off", "", "| | |", "|---|---|"]
     lines += [f"| {k} | {v} |" for k, v in report.signoff]
     return "\n".join(lines) + "\n"
@@ -332,6 +336,10 @@ img{max-width:100%;border:1px solid #ddd;margin:.5em 0}
 {% endfor %}</table>
 {% if r.rollback %}<h2>Rollback</h2><ul>{% for line in r.rollback %}<li>{{ line }}</li>
 {% endfor %}</ul>{% endif %}
+{% if images or r.plot_notes %}<h2>Plots</h2>
+{% for name, uri in images %}<figure><img alt="{{ name }}" src="{{ uri }}">
+<figcaption>{{ name }}</figcaption></figure>
+{% endfor %}{% for note in r.plot_notes %}<p>not drawn: {{ note }}</p>{% endfor %}{% endif %}
 <h2>Targets</h2>
 <table><tr><th>hold</th><th>target</th><th>verdict</th><th>measured</th><th>limit</th>
 <th>margin</th></tr>
@@ -347,10 +355,6 @@ img{max-width:100%;border:1px solid #ddd;margin:.5em 0}
 <td>{{ count(h.received) }}</td><td>{{ count(h.lost) }}</td><td>{{ count(h.duplicates) }}</td>
 <td>{{ h.worst }}</td></tr>
 {% endfor %}</table>
-{% if images %}<h2>Plots</h2>
-{% for name, uri in images %}<figure><img alt="{{ name }}" src="{{ uri }}">
-<figcaption>{{ name }}</figcaption></figure>
-{% endfor %}{% endif %}
 <h2>Sign-off</h2>
 <table>{% for k, v in r.signoff %}<tr><th>{{ k }}</th><td>{{ v }}</td></tr>{% endfor %}
 </table>
@@ -368,19 +372,14 @@ def render_html(report: Report) -> str:
     return _HTML.render(r=report, result=overall(report), images=images, num=_num, count=_count)
 
 
-HOPS_PLOT = "hops-by-hold.png"
-
-
 def write_report(run_dir: Path, plots: bool = True) -> tuple[Path, Path]:
-    """Write report.md and report.html into `run_dir` (with `plots`, first the per-hop chart
-    into plots/, from summary.json); their paths."""
+    """Write report.md and report.html into `run_dir` (with `plots`, first every plot into
+    plots/ from the run's files); their paths."""
+    notes: list[str] = []
     if plots:
-        stages = load_summary(run_dir).get("stages") or []
-        if stages:
-            from harness.results.plots import plot_hop_breakdown
-
-            plot_hop_breakdown(run_dir / PLOTS_DIR / HOPS_PLOT, stages)
+        _, notes = draw_plots(run_dir, load_summary(run_dir))
     report = build_report(run_dir)
+    report.plot_notes = notes
     markdown = run_dir / REPORT_MD
     html = run_dir / REPORT_HTML
     markdown.write_text(render_markdown(report, run_dir))

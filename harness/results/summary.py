@@ -8,6 +8,8 @@ Layout of results/<run>/ owned here:
     histograms/<label>-<measure>.hgrm     the same as HdrHistogram's percentile distribution
                                           text (outputPercentileDistribution, values in ms),
                                           for the usual HdrHistogram plotters
+    resources.jsonl                       every sampler row of the run (RSS, Mbps, CPU by
+                                          part), written by the run at its end
 
 `SummaryWriter` rewrites summary.json after every stage (and event) by writing a temporary
 file in the same directory, fsync and `os.replace`: the file on disk is always a complete,
@@ -45,6 +47,7 @@ from harness.hdr import encode, percentiles
 
 SUMMARY = "summary.json"
 HISTOGRAM_DIR = "histograms"
+RESOURCES_JSONL = "resources.jsonl"
 US_PER_MS = 1000.0
 FORMAT = 1
 PACKAGES: tuple[str, ...] = (
@@ -172,8 +175,10 @@ def stage_entry(
     rollback_events: Sequence[Mapping[str, Any]] = (),
     started_ns: int = 0,
     ended_ns: int = 0,
+    rate: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """One stage's entry of summary.json (values in us; verdicts and figures as given)."""
+    """One stage's entry of summary.json (values in us; verdicts and figures as given;
+    `rate`: the hold's scheduled and sent messages and rates)."""
     histograms: dict[str, HdrHistogram] = dict(measure.histograms) if measure else {}
     histograms.update(extra_histograms or {})
     entry: dict[str, Any] = {
@@ -182,6 +187,8 @@ def stage_entry(
         "symbols": symbols,
         "started_utc": utc(started_ns) if started_ns else None,
         "ended_utc": utc(ended_ns) if ended_ns else None,
+        "started_ns": started_ns or None,
+        "ended_ns": ended_ns or None,
         "duration_s": (ended_ns - started_ns) / 1e9 if started_ns and ended_ns else None,
         "verdict": None if verdict is None else str(verdict),
         "latency_us": {name: histogram_figures(h) for name, h in histograms.items()},
@@ -189,6 +196,7 @@ def stage_entry(
         "resources": _plain(resources or {}),
         "completeness": _plain(completeness or {}),
         "rollback_events": [_plain(e) for e in rollback_events],
+        "rate": _plain(rate or {}),
     }
     if measure is not None:
         entry["messages"] = measure.messages
@@ -202,7 +210,13 @@ def distribution_text(hist: HdrHistogram) -> str:
     histogram holds us; 5 ticks per half distance, as HdrHistogram's own default)."""
     out = io.BytesIO()
     hist.output_percentile_distribution(out, US_PER_MS)
-    return out.getvalue().decode("ascii")
+    lines = out.getvalue().decode("ascii").splitlines(keepends=True)
+    # hdrh 0.10 scales the mean but not the standard deviation (Java scales both).
+    digits = hist.significant_figures
+    mean = hist.get_mean_value() / US_PER_MS
+    stddev = hist.get_stddev() / US_PER_MS
+    fixed = f"#[Mean    = {mean:12.{digits}f}, StdDeviation   = {stddev:12.{digits}f}]\n"
+    return "".join(fixed if line.startswith("#[Mean") else line for line in lines)
 
 
 def _plain(value: Any) -> Any:
@@ -271,9 +285,10 @@ class SummaryWriter:
         self.document["run"][key] = _plain(value)
         self._write()
 
-    def add_event(self, kind: str, **details: Any) -> None:
-        """Record a run-level event (rollback started / verified, hook run, SUT died...)."""
-        now = self.clock()
+    def add_event(self, kind: str, at_ns: int | None = None, **details: Any) -> None:
+        """Record a run-level event (rollback started / verified, hook run, SUT died...) that
+        happened now or at `at_ns` (epoch ns)."""
+        now = self.clock() if at_ns is None else at_ns
         self.document["events"].append(
             _plain({"kind": kind, "at_ns": now, "at_utc": utc(now), **details})
         )

@@ -19,6 +19,9 @@ producer). On top of that it misbehaves on purpose, exactly as told:
   produce call (a slow hand-over to the producer: the Kafka hop's, not processing's);
 - `--no-type`: records carry no `type` field (a core that stamps none).
 
+`DELAY_CORE_EXTRA_ARGS` in the environment adds options after the command line's: a core
+"rebuilt" with a delay while the scenario (its file and hash) stays the same.
+
 SIGHUP re-reads the symbols file (watch the new symbols, unwatch the dropped ones); SIGTERM
 flushes the producer and exits 0.
 """
@@ -30,6 +33,7 @@ import heapq
 import json
 import os
 import select
+import shlex
 import signal
 import socket
 import sys
@@ -205,7 +209,8 @@ class DelayCore:
 
 
 def main(argv: list[str]) -> int:
-    core = DelayCore(parse_args(argv))
+    extra = shlex.split(os.environ.get("DELAY_CORE_EXTRA_ARGS", ""))
+    core = DelayCore(parse_args([*argv, *extra]))
 
     def on_hup(*_: object) -> None:
         core.reload_requested = True

@@ -1,4 +1,4 @@
-"""Plots are written as non-empty PNG files."""
+"""The figures: what each one draws (curves, labels, bands), and that they save as PNG."""
 
 from __future__ import annotations
 
@@ -8,10 +8,15 @@ import numpy as np
 
 from harness.collector.measure import NS_PER_S, Recorder, StageMeasure
 from harness.results.plots import (
-    plot_lag_over_time,
-    plot_percentile_spectrum,
-    plot_resources,
+    Band,
+    HoldRate,
+    lag_over_time_figure,
+    percentile_spectrum_figure,
+    rate_figure,
+    resources_figure,
+    save,
     spectrum,
+    stage_spectra_figure,
 )
 
 T0 = 1_750_000_000 * NS_PER_S
@@ -31,30 +36,40 @@ def _stage(label: str, offset_s: int, slow: float) -> StageMeasure:
     return recorder.take()
 
 
-def test_plots_are_written(tmp_path: Path) -> None:
+def test_figures_draw_what_they_are_given(tmp_path: Path) -> None:
     one, two = _stage("stage-1", 0, 0.001), _stage("stage-2", 10, 0.02)
     limits = {"P95": 50.0, "P99": 100.0}
-    spectrum_png = plot_percentile_spectrum(
-        tmp_path / "stage-2-spectrum.png",
-        two.histograms,
-        "stage-2 (100 symbols)",
-        limits,
+    spectra = stage_spectra_figure(
+        {"stage-1": one.histograms["total"], "stage-2": two.histograms["total"]}, "t", limits
     )
-    over_time = plot_lag_over_time(tmp_path / "lag.png", [one, two], limits)
+    assert [line.get_label() for line in spectra.axes[0].get_lines()][:2] == ["stage-1", "stage-2"]
+    series = {
+        name: [(float(s - T0 // NS_PER_S), h) for m in (one, two)
+               for s, h in m.interval_histograms(name)]
+        for name in ("total", "total_uncorrected")
+    }  # fmt: skip
+    bands = [Band("stage-1", 0, 10), Band("stage-2", 10, 20)]
+    over_time = lag_over_time_figure(series, bands, [(15.0, "rollback")], limits)
+    axes = over_time.axes[0]
+    assert axes.get_xlabel() == "time since run start (s)" and axes.get_ylabel() == "lag (ms)"
+    assert len(axes.patches) == 2  # one band per hold
     rows = [
         {"t_ns": T0 + i * NS_PER_S, "rss_bytes": 2e9 + i * 1e7, "feed_mbps": 20 + i % 3,
          "kafka_mbps": 30.0}
         for i in range(20)
     ]  # fmt: skip
-    resources = plot_resources(
-        tmp_path / "resources.png",
-        rows,
-        boundaries=[("stage-1", T0), ("stage-2", T0 + 10 * NS_PER_S)],
-        limits={"rss_mb": 4000.0, "mbps": 50.0},
+    resources = resources_figure(rows, bands=bands, limits={"rss_mb": 4000.0, "mbps": 50.0})
+    rate = rate_figure(
+        [(float(i), 2000) for i in range(20)],
+        [HoldRate(bands[0], 2000.0, 1990.0), HoldRate(bands[1], 4000.0, None)],
     )
-    for path in (spectrum_png, over_time, resources):
-        data = path.read_bytes()
-        assert data.startswith(PNG) and len(data) > 10_000, path
+    labels = {line.get_label() for line in rate.axes[0].get_lines()}
+    assert {"received per second", "scheduled", "sent (feed_sim)"} <= labels
+    hold = percentile_spectrum_figure(two.histograms, "stage-2 (100 symbols)", limits)
+    for name, figure in (("spectra", spectra), ("time", over_time), ("res", resources),
+                         ("rate", rate), ("hold", hold)):  # fmt: skip
+        data = save(figure, tmp_path / f"{name}.png").read_bytes()
+        assert data.startswith(PNG) and len(data) > 10_000, name
 
 
 def test_spectrum_reaches_the_tail() -> None:
@@ -66,5 +81,5 @@ def test_spectrum_reaches_the_tail() -> None:
 
 
 def test_empty_inputs_still_plot(tmp_path: Path) -> None:
-    assert plot_resources(tmp_path / "r.png", []).stat().st_size > 0
-    assert plot_percentile_spectrum(tmp_path / "s.png", {}, "empty").stat().st_size > 0
+    assert save(resources_figure([]), tmp_path / "r.png").stat().st_size > 0
+    assert save(percentile_spectrum_figure({}, "empty"), tmp_path / "s.png").stat().st_size > 0

@@ -43,7 +43,7 @@ def _run(tmp_path: Path) -> Path:
     writer.add_event("rollback_ended", label="verify-1", outcome="held", recovery_s=42.0)
     writer.finish(1, "stage-2 broke a threshold; the rollback held in 42.0 s")
     (tmp_path / "plots").mkdir()
-    (tmp_path / "plots" / "stage-1-percentiles.png").write_bytes(PNG)
+    (tmp_path / "plots" / "extra.png").write_bytes(PNG)
     return tmp_path
 
 
@@ -63,7 +63,7 @@ def test_markdown_puts_the_verdict_first_then_the_story_targets_and_sign_off(
     assert "rollback held in 42.0 s" in story
     assert "| stage-1 | total_p99 | pass | 12.000 ms | 100.000 | +88 ms (+88%) |" in text
     assert "| stage-2 | 1,000 | 990 | 10 | 0 | AAPL 7 lost of 500 |" in text
-    assert "![stage-1-percentiles](plots/stage-1-percentiles.png)" in text
+    assert "![extra](plots/extra.png)" in text
     signoff = text[text.index("## Sign-off") :]
     for key in ("scenario SHA-256", "git", "command | harness run x", "host", "packages"):
         assert key in signoff
@@ -112,7 +112,9 @@ def test_a_folder_without_a_summary_is_named_and_exits_3(tmp_path: Path) -> None
     assert result.exit_code == 3 and "unreadable" in " ".join(result.output.split())
 
 
-def test_the_report_draws_the_hops_by_hold_and_embeds_it(tmp_path: Path) -> None:
+def test_the_report_draws_its_plots_embeds_them_and_says_what_it_could_not_draw(
+    tmp_path: Path,
+) -> None:
     from matplotlib.image import imread
 
     run = _run(tmp_path)
@@ -120,7 +122,19 @@ def test_the_report_draws_the_hops_by_hold_and_embeds_it(tmp_path: Path) -> None
     chart = run / "plots" / "hops-by-hold.png"
     pixels = imread(chart)
     assert pixels.shape[0] > 300 and len({tuple(p) for p in pixels.reshape(-1, 4)[::97]}) > 5
-    assert html.read_text().count("data:image/png;base64,") == 2  # the chart and the given PNG
+    drawn = sorted(p.name for p in (run / "plots").glob("*.png"))
+    assert drawn == [
+        "extra.png",
+        "hops-by-hold.png",
+        "percentiles-by-hold.png",
+        "stage-1-percentiles.png",
+        "stage-2-percentiles.png",
+    ]
+    text = html.read_text()
+    assert text.count("data:image/png;base64,") == len(drawn)
+    # This summary has no lag.hlog and no sampler rows beside it: those plots are named.
+    assert "not drawn: lag-over-time.png: lag.hlog was not written" in text
+    assert "not drawn: resources.png: resources.jsonl was not written" in text
     other = tmp_path / "no-plots"
     other.mkdir()
     (other / "summary.json").write_text((run / "summary.json").read_text())

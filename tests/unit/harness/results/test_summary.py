@@ -134,4 +134,8 @@ def test_each_histogram_also_as_hdrhistogram_percentile_distribution_text(
     assert abs(float(p99_row[0]) - entry["latency_us"]["total"]["p99"] / 1000) < 0.05
     footer = [line for line in lines if line.startswith("#[")]
     assert footer[0].startswith("#[Mean") and footer[1].startswith("#[Max")
+    hist = histograms["total"]
+    mean, stddev = (float(part.split("=")[1].strip(" ]")) for part in footer[0].split(","))
+    assert mean == round(hist.get_mean_value() / 1000, 3)
+    assert stddev == round(hist.get_stddev() / 1000, 3)  # in ms like the mean (hdrh forgets)
     assert footer[2].startswith("#[Buckets")
