@@ -332,14 +332,29 @@ def report_command(run_dir: Path) -> None:
     show_default=True,
     help="...and a P99 must also be worse by more than this many ms (noise never fails).",
 )
+@click.option(
+    "--alpha",
+    type=click.FloatRange(0, 1, min_open=True),
+    default=0.01,
+    show_default=True,
+    help="...and the run's per-second P99s must be higher than the baseline's by a one-sided "
+    "Mann-Whitney U test at this level (when both runs wrote lag.hlog).",
+)
 @click.option("--no-plots", is_flag=True, help="Skip the overlay plots in compare.html.")
 def compare_command(
-    run_dir: Path, baseline_dir: Path, tolerance: float, floor_ms: float, no_plots: bool
+    run_dir: Path,
+    baseline_dir: Path,
+    tolerance: float,
+    floor_ms: float,
+    alpha: float,
+    no_plots: bool,
 ) -> None:
     """Compare RUN_DIR with BASELINE_DIR, stage by stage: did the pipeline get slower?
 
     Per stage both ran and per SUT lag measure: P50..P99.9 and max, RSS, achieved rate, loss.
-    A regression: a P99 worse by more than --tolerance and --floor-ms, RSS up by more than
+    A regression: a P99 worse by more than --tolerance and --floor-ms and consistently over
+    the hold (its per-second P99s higher, --alpha; a move made of a few bad seconds is
+    printed as noise), RSS up by more than
     --tolerance and 50 MB, the achieved rate down by more than --tolerance, more loss or
     duplicates, a stage the baseline passed and the run did not, or one it never reached.
     Writes RUN_DIR/compare.md and RUN_DIR/compare.html (the percentile curves overlaid).
@@ -351,7 +366,7 @@ def compare_command(
     from harness.results.report import ReportError
 
     try:
-        result = compare_runs(run_dir, baseline_dir, tolerance, floor_ms)
+        result = compare_runs(run_dir, baseline_dir, tolerance, floor_ms, alpha)
     except ReportError as exc:
         fail(str(exc), ExitCode.INVALID_INPUT)
     except NotComparable as exc:
@@ -359,6 +374,8 @@ def compare_command(
     markdown, html = write_comparison(result, plots=not no_plots)
     for line in result.regressions:
         console.print(f"[red]regression:[/] {line}")
+    for line in result.noise:
+        console.print(f"[yellow]noise, not a regression:[/] {line}")
     verdict = "REGRESSION" if result.regressed else "no regression"
     console.print(
         f"{verdict}: {run_dir.name} vs {baseline_dir.name}, stages {', '.join(result.stages)}"

@@ -90,3 +90,38 @@ def test_accepting_a_baseline_stores_what_compare_needs(tmp_path: Path) -> None:
     SummaryWriter(unfinished, run_metadata("ramp", "x", started_ns=T0))
     result = runner.invoke(cli, ["baseline", "accept", str(unfinished), "--into", str(into)])
     assert result.exit_code == 3
+
+
+def _seconds(folder: Path, label: str, p99_ms: list[float]) -> None:
+    """lag.hlog intervals of one hold: one second per value, each second's P99 near it."""
+    from harness.hdr import new_histogram
+    from harness.results.hlog import append_intervals
+
+    rows = []
+    for i, top in enumerate(p99_ms):
+        hist = new_histogram()
+        hist.record_value(1_000, 98)
+        hist.record_value(int(top * 1000), 2)
+        rows.append((T0 // 1_000_000_000 + 10 + i, hist))
+    for tag in (label, f"{label}-uncorrected"):
+        append_intervals(folder / "lag.hlog", T0, tag, rows)
+
+
+def test_a_p99_moved_by_a_few_bad_seconds_is_noise_a_shifted_one_a_regression(
+    tmp_path: Path,
+) -> None:
+    """Both runs' hold P99 differ beyond tolerance and floor; the per-second P99s decide."""
+    calm = [10.0 + (i % 3) for i in range(30)]
+    baseline = _run(tmp_path / "base", [5_000, 10_000])
+    _seconds(baseline, "stage-2", calm)
+    spiky = _run(tmp_path / "spiky", [5_000, 30_000])
+    _seconds(spiky, "stage-2", [76.0 if i == 12 else v for i, v in enumerate(calm)])
+    result = compare_runs(spiky, baseline)
+    assert not result.regressed, result.regressions
+    assert any(n.startswith("stage-2 total P99 30.") and "Mann-Whitney p = " in n for n in result.noise)
+    slower = _run(tmp_path / "slower", [5_000, 30_000])
+    _seconds(slower, "stage-2", [v + 20.0 for v in calm])
+    result = compare_runs(slower, baseline)
+    assert any(r.startswith("stage-2 total P99 30.") for r in result.regressions), result
+    assert "per-second total P99 median 31.0" in result.regressions[0]
+    assert "vs 11.0" in result.regressions[0] and "over 30 / 30 s" in result.regressions[0]
