@@ -85,10 +85,14 @@ class StartupProgress:
             self.update(f"{label}: {n}/{total} symbols", force=n == total)
 
 
-def previous_weekday(today: dt.date | None = None) -> dt.date:
-    """The last weekday before `today` (the default session of generated tapes)."""
+def previous_trading_day(today: dt.date | None = None) -> dt.date:
+    """The last NYSE trading day before `today` (the default session of generated tapes): no
+    weekend, no exchange holiday (a tape dated on one is what `harness validate-data` flags)."""
+    import holidays
+
     day = (today or dt.date.today()) - dt.timedelta(days=1)
-    while day.weekday() >= 5:
+    closed = holidays.financial_holidays("NYSE", years=(day.year - 1, day.year))
+    while day.weekday() >= 5 or day in closed:
         day -= dt.timedelta(days=1)
     return day
 
@@ -223,10 +227,10 @@ def serve(
     """Serve the IQFeed ports until Ctrl-C / SIGTERM (clean shutdown).
 
     Without --tape it serves a generated session: --symbols production symbols, --minutes
-    from the open of the last weekday, --seed. Generated sessions are cached in .cache/tapes/
+    from the open of the last trading day, --seed. Generated sessions are cached in .cache/tapes/
     of the checkout ($FEED_SIM_CACHE_DIR overrides it), one file per symbols, minutes, seed,
     session day and generator version (a hash of feed_sim/generate's code and data and of
-    numpy's version), so only the first start of a weekday generates; the 6 most recently used
+    numpy's version), so only the first start of a trading day generates; the 6 most recently used
     are kept, an unreadable one is regenerated. To clear it: rm -rf .cache/tapes (make clean
     removes all of .cache).
     """
@@ -315,7 +319,7 @@ def _load_default_market(
     server: FeedSimServer, n_symbols: int, minutes: float, seed: int, progress: StartupProgress
 ) -> list[str]:
     """The embedded default: a generated session of the production symbols from the open of
-    the last weekday, loaded as columns (no tape file). Read from the session cache when it
+    the last trading day, loaded as columns (no tape file). Read from the session cache when it
     holds this session (feed_sim/generate/cache.py), else generated and cached on the way."""
     from feed_sim.generate.cache import (
         CacheError,
@@ -327,7 +331,7 @@ def _load_default_market(
     from feed_sim.generate.universe import load_symbols, select_symbols
 
     specs = select_symbols(load_symbols(), n_symbols)
-    inputs = GenerationInputs(tuple(specs), previous_weekday(), seed, duration_s=minutes * 60)
+    inputs = GenerationInputs(tuple(specs), previous_trading_day(), seed, duration_s=minutes * 60)
     what = f"{n_symbols} symbols x {minutes:g} min of {inputs.day}, seed {seed}"
     path = cache_path(inputs)
     started = time.monotonic()
@@ -385,7 +389,7 @@ def _taken(items: list[T]) -> Iterator[T]:
     "--day",
     type=click.DateTime(["%Y-%m-%d"]),
     default=None,
-    help="Session date (ET). Default: the last weekday.",
+    help="Session date (ET). Default: the last NYSE trading day.",
 )
 @click.option("--seed", default=20261125, show_default=True, type=int)
 @click.option(
@@ -421,7 +425,7 @@ def generate(
     """Generate a realistic synthetic tape calibrated on ../shared/market-facts.md."""
     from feed_sim.generate.tape_gen import generate_tape
 
-    session_day = day.date() if day else previous_weekday()
+    session_day = day.date() if day else previous_trading_day()
     started = time.monotonic()
     with console.status(f"generating {n_symbols} symbols for {session_day}..."):
         header = generate_tape(

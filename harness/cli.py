@@ -35,7 +35,7 @@ STATE_DIR_OPTION = click.option(
 
 def fail(message: str, code: ExitCode) -> NoReturn:
     """Print `message` as an error and exit with `code`."""
-    console.print(f"[bold red]error:[/] {message}")
+    console.print(f"[bold red]error:[/] {message}", soft_wrap=True)  # one line, even in a pipe
     sys.exit(int(code))
 
 
@@ -270,7 +270,16 @@ def clickhouse(folder: Path | None, url: str | None) -> None:
     "Locust never decides).",
 )
 @click.option("--ui-port", type=click.IntRange(1, 65535), default=8089, show_default=True)
-def run_command(scenario: Path, results_root: Path | None, ui: bool, ui_port: int) -> None:
+@click.option(
+    "--require-real-data",
+    is_flag=True,
+    help="Refuse to run (exit 3) unless the feed is real market data: a tape that `harness "
+    "validate-data` finds plausible, not a generated session. Without it a finding above "
+    "info is a warning; either way the check's result is in summary.json and the report.",
+)
+def run_command(
+    scenario: Path, results_root: Path | None, ui: bool, ui_port: int, require_real_data: bool
+) -> None:
     """Run a staged ramp: feed_sim -> SUT -> Kafka, measured per stage, with rollback.
 
     Writes results/<UTC time>-<scenario>/: summary.json (updated after every stage),
@@ -289,9 +298,70 @@ def run_command(scenario: Path, results_root: Path | None, ui: bool, ui_port: in
     except ScenarioError as exc:
         fail(str(exc), ExitCode.INVALID_INPUT)
     code = HarnessRun(
-        loaded, scenario, console, results_root, ui_port=ui_port if ui else None
+        loaded,
+        scenario,
+        console,
+        results_root,
+        ui_port=ui_port if ui else None,
+        require_real_data=require_real_data,
     ).execute()
     sys.exit(int(code))
+
+
+@cli.command("validate-data")
+@click.argument("source")
+@click.option(
+    "--kind",
+    type=click.Choice(["tape", "history", "clickhouse"]),
+    default=None,
+    help="What SOURCE is. Default: chdb:PATH or http(s)://host:8123[/db] is ClickHouse, a "
+    "zstd file a feed_sim tape, anything else an IQFeed tick-history reply (csv or zip).",
+)
+@click.option("--symbol", default=None, help="The symbol of a tick-history reply (its rows name "
+              "none). Default: the file name up to its first dot.")  # fmt: skip
+@click.option(
+    "--universe",
+    "universe_file",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="Flag symbols outside this universe file (e.g. config/production_symbols.json).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
+def validate_data_command(
+    source: str, kind: str | None, symbol: str | None, universe_file: Path | None, as_json: bool
+) -> None:
+    """Is SOURCE real market data? Checks it against the facts of real US equities feeds.
+
+    SOURCE is a feed_sim tape, an IQFeed tick-history reply (HTX/HTD/HTT rows, csv or zip)
+    or the ClickHouse writer's tables (chdb:PATH for the embedded engine, or a server URL).
+    Each check prints its finding, a severity (info, suspicious, synthetic), its evidence
+    (--json) and where its threshold comes from (../shared/market-facts.md): market-maker ids
+    against the Nasdaq participant directory, trades outside the sessions (ET, DST-aware) or
+    on weekends and NYSE holidays, daily moves, venue concentration, identical or constant
+    spreads, quotes off the $0.01 grid, lot sizes, burstiness, the intraday U-shape, trade-sign
+    autocorrelation and (--universe) symbols outside the universe.
+
+    Exit codes: 0 plausible, 1 synthetic or suspicious, 3 bad arguments or unreadable source.
+    """
+    from harness.datacheck.sources import DataSourceError, load_source
+    from harness.datacheck.validate import default_context, table, universe_tickers, validate
+    from harness.symbols import SymbolFileError
+
+    try:
+        tickers = universe_tickers(universe_file) if universe_file else None
+        data = load_source(source, kind=kind, symbol=symbol)
+    except (DataSourceError, SymbolFileError) as exc:
+        fail(str(exc), ExitCode.INVALID_INPUT)
+    result = validate(data, default_context(tickers))
+    if as_json:
+        click.echo(json.dumps(result.to_json(), indent=2))
+    else:
+        out = Console(highlight=False)
+        out.width = max(out.width, 140)
+        out.print(table(result))
+        for note in result.notes:
+            console.print(f"note: {note}")
+    sys.exit(0 if result.plausible else 1)
 
 
 @cli.command("report")

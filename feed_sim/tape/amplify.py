@@ -1,14 +1,18 @@
 """Amplification: drive many target symbols from fewer source tapes.
 
 Target i replays source ``i % n``: its events are shifted by a deterministic per-target time
-offset (rotated within the source's time span, so nothing leaves it), its prices are rescaled
-to the target price on the $0.01 grid, and sizes, conditions and market centers are kept.
-The targets' streams are merged into one time-ordered stream.
+offset, rotated within the span of the source's events of the same session segment (the
+pre-market, the regular session or the after-hours of one ET day), so nothing leaves its
+session: a regular-session print never lands after the close without its Form-T condition,
+nor an after-hours print past 20:00. Prices are rescaled to the target price on the $0.01
+grid; sizes, conditions and market centers are kept. The targets' streams are merged into one
+time-ordered stream.
 """
 
 from __future__ import annotations
 
 import bisect
+import datetime as dt
 import heapq
 import itertools
 import random
@@ -16,11 +20,14 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from feed_sim.tape.format import TapeWriter
 from feed_sim.tape.model import Kind, TapeEvent, TapeHeader
 
 TICK = 0.01
+EASTERN = ZoneInfo("America/New_York")
+OPEN_MINUTE, CLOSE_MINUTE = 9 * 60 + 30, 16 * 60
 _PRICE_KEYS = {Kind.TRADE: ("price",), Kind.QUOTE: (), Kind.DEPTH: ("price",)}
 
 
@@ -100,19 +107,38 @@ def _rescale_fields(kind: Kind, fields: Mapping[str, Any], factor: float) -> dic
     return out
 
 
+def session_segment(ts_ns: int) -> tuple[int, int]:
+    """(ET day ordinal, 0 pre-market / 1 regular / 2 after-hours) of a time."""
+    local = dt.datetime.fromtimestamp(ts_ns / 1e9, EASTERN)
+    minute = local.hour * 60 + local.minute
+    return local.toordinal(), 0 if minute < OPEN_MINUTE else 1 if minute < CLOSE_MINUTE else 2
+
+
+def segment_bounds(times: Sequence[int]) -> list[tuple[int, int]]:
+    """[start, end) index ranges of the runs of times in one session segment."""
+    keys = [session_segment(t) for t in times]
+    starts = [0, *(i for i in range(1, len(keys)) if keys[i] != keys[i - 1])]
+    return list(zip(starts, [*starts[1:], len(keys)], strict=True))
+
+
 def _target_stream(
-    p: AmplifyPlan, events: Sequence[TapeEvent], times: Sequence[int]
+    p: AmplifyPlan,
+    events: Sequence[TapeEvent],
+    times: Sequence[int],
+    segments: Sequence[tuple[int, int]],
 ) -> Iterator[TapeEvent]:
-    """One target's events, time-shifted (rotated within the span) and rescaled, in order."""
-    first = times[0]
-    period = times[-1] - first + 1
-    offset = p.offset_ns % period
-    # Events shifted past the end wrap to the start: they form the head of the new stream.
-    split = bisect.bisect_left(times, first + period - offset)
-    for i in (*range(split, len(events)), *range(split)):
-        e = events[i]
-        ts = first + (e.ts_ns - first + offset) % period
-        yield TapeEvent(ts, p.target, e.kind, _rescale_fields(e.kind, e.fields, p.factor))
+    """One target's events, time-shifted (rotated within each session segment's span) and
+    rescaled, in order."""
+    for start, end in segments:
+        first = times[start]
+        period = times[end - 1] - first + 1
+        offset = p.offset_ns % period
+        # Events shifted past the segment's end wrap to its start: the head of the new run.
+        split = bisect.bisect_left(times, first + period - offset, start, end)
+        for i in (*range(split, end), *range(start, split)):
+            e = events[i]
+            ts = first + (e.ts_ns - first + offset) % period
+            yield TapeEvent(ts, p.target, e.kind, _rescale_fields(e.kind, e.fields, p.factor))
 
 
 def iter_amplified(
@@ -125,7 +151,11 @@ def iter_amplified(
         times[name] = [e.ts_ns for e in events]
         if any(b < a for a, b in itertools.pairwise(times[name])):
             raise ValueError(f"source {name!r} events are not in time order")
-    streams = [_target_stream(p, events_by_source[p.source], times[p.source]) for p in plans]
+    segments = {name: segment_bounds(t) for name, t in times.items()}
+    streams = [
+        _target_stream(p, events_by_source[p.source], times[p.source], segments[p.source])
+        for p in plans
+    ]
     return heapq.merge(*streams, key=lambda e: e.ts_ns)
 
 

@@ -85,6 +85,8 @@ class Report:
     plots: list[Path] = field(default_factory=list)
     plot_notes: list[str] = field(default_factory=list)
     """Plots not drawn, and why (their input was not written)."""
+    feed_data: dict[str, Any] | None = None
+    """`harness validate-data`'s result on the run's feed (summary.json run.feed_data)."""
 
 
 def load_summary(run_dir: Path) -> dict[str, Any]:
@@ -237,6 +239,7 @@ def build_report(run_dir: Path) -> Report:
         targets=[row for s in stages for row in _targets(s)],
         signoff=_signoff(document),
         plots=sorted((run_dir / PLOTS_DIR).glob("*.png"), key=plot_order),
+        feed_data=(document.get("run") or {}).get("feed_data"),
     )
 
 
@@ -308,6 +311,10 @@ def render_markdown(report: Report, run_dir: Path) -> str:
             f"| {h.label} | {_count(h.sent)} | {_count(h.received)} | {_count(h.lost)} | "
             f"{_count(h.duplicates)} | {h.worst} |"
         )
+    if report.feed_data:
+        from harness.datacheck.validate import markdown as feed_section
+
+        lines += ["", feed_section(report.feed_data).rstrip("\n")]
     lines += ["", "## Sign-off", "", "| | |", "|---|---|"]
     lines += [f"| {k} | {v} |" for k, v in report.signoff]
     return "\n".join(lines) + "\n"
@@ -322,7 +329,8 @@ table{border-collapse:collapse;margin:1em 0;font-size:14px}
 td,th{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top}
 .v{font-weight:bold;padding:2px 8px;border-radius:4px;color:#fff}
 .PASS,.pass{background:#2e7d32}.FAIL,.fail{background:#c62828}
-.INCONCLUSIVE,.inconclusive,.INTERRUPTED{background:#ef6c00}
+.INCONCLUSIVE,.inconclusive,.INTERRUPTED,.suspicious{background:#ef6c00}
+.plausible{background:#2e7d32}.synthetic{background:#c62828}
 img{max-width:100%;border:1px solid #ddd;margin:.5em 0}
 </style></head><body>
 <h1>{{ r.title }}</h1>
@@ -355,6 +363,14 @@ img{max-width:100%;border:1px solid #ddd;margin:.5em 0}
 <td>{{ count(h.received) }}</td><td>{{ count(h.lost) }}</td><td>{{ count(h.duplicates) }}</td>
 <td>{{ h.worst }}</td></tr>
 {% endfor %}</table>
+{% if r.feed_data %}<h2>Feed data legitimacy</h2>
+<p><span class="v {{ r.feed_data.verdict }}">{{ r.feed_data.verdict | upper }}</span>
+{{ r.feed_data.source }} ({{ count(r.feed_data.trades) }} trades,
+{{ count(r.feed_data.quotes) }} quotes, {{ r.feed_data.symbols }} symbols)</p>
+<table><tr><th>check</th><th>severity</th><th>finding</th><th>threshold source</th></tr>
+{% for f in r.feed_data.findings %}<tr><td>{{ f.check }}</td><td>{{ f.severity }}</td>
+<td>{{ f.summary }}</td><td>{{ f.source }}</td></tr>
+{% endfor %}</table>{% endif %}
 <h2>Sign-off</h2>
 <table>{% for k, v in r.signoff %}<tr><th>{{ k }}</th><td>{{ v }}</td></tr>{% endfor %}
 </table>

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from feed_sim.cli import previous_weekday
+from feed_sim.cli import previous_trading_day
 from feed_sim.control_client import ControlClientError, FeedSimControl
 from feed_sim.generate.cache import CACHE_DIR_ENV, SUFFIX
 from feed_sim.generate.universe import load_symbols, select_symbols
@@ -83,7 +83,7 @@ def log_text(log: Path) -> str:
 
 
 def test_serve_caches_the_generated_session(tmp_path: Path) -> None:
-    day = previous_weekday()
+    day = previous_trading_day()
     cache = tmp_path / "cache"
     cold_log, warm_log, again_log = (tmp_path / f"{n}.log" for n in ("cold", "warm", "again"))
 
@@ -98,7 +98,7 @@ def test_serve_caches_the_generated_session(tmp_path: Path) -> None:
 
     with serving(cache, warm_log) as ports:
         warm = history(ports, symbols)
-    if previous_weekday() != day:
+    if previous_trading_day() != day:
         pytest.skip("the session day changed during the test (midnight)")
     text = log_text(warm_log)
     assert f"loaded cached session {path}" in text

@@ -13,7 +13,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from feed_sim.cli import previous_weekday
+from feed_sim.cli import previous_trading_day
 from feed_sim.generate.cache import CACHE_DIR_ENV, SUFFIX
 from harness.feed_process import FeedSimProcess, LogLines
 from harness.scenario import Scenario
@@ -61,7 +61,7 @@ def test_progress_hook_receives_feed_sims_lines(
 ) -> None:
     cache = tmp_path / "cache"
     monkeypatch.setenv(CACHE_DIR_ENV, str(cache))
-    day = previous_weekday()
+    day = previous_trading_day()
 
     cold = start_and_stop(tmp_path / "cold")
     (path,) = cache.glob(f"*{SUFFIX}")
@@ -72,7 +72,7 @@ def test_progress_hook_receives_feed_sims_lines(
     assert any(line.startswith(f"feed-sim serving {SYMBOLS} symbols") for line in cold), cold
 
     warm = start_and_stop(tmp_path / "warm")
-    if previous_weekday() != day:
+    if previous_trading_day() != day:
         pytest.skip("the session day changed during the test (midnight)")
     assert any(line.startswith(f"loaded cached session {path}") for line in warm), warm
     assert not any("generating" in line for line in warm), warm

@@ -347,7 +347,7 @@ def test_serve_generates_then_loads_from_the_cache_and_regenerates_a_damaged_one
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setenv(CACHE_DIR_ENV, str(tmp_path))
-    monkeypatch.setattr(cli, "previous_weekday", lambda: DAY)
+    monkeypatch.setattr(cli, "previous_trading_day", lambda: DAY)
 
     cold = io.StringIO()
     loaded, generated = _load(3, cold)
@@ -380,3 +380,11 @@ def test_serve_help_documents_the_cache() -> None:
     assert result.exit_code == 0
     text = " ".join(result.output.split())
     assert ".cache/tapes" in text and CACHE_DIR_ENV in text and "rm -rf .cache/tapes" in text
+
+
+def test_the_default_session_is_the_last_nyse_trading_day() -> None:
+    """Weekends and exchange holidays are skipped: Thanksgiving 2026 is Thursday 11-26."""
+    assert cli.previous_trading_day(dt.date(2026, 11, 27)) == dt.date(2026, 11, 25)
+    assert cli.previous_trading_day(dt.date(2026, 11, 30)) == dt.date(2026, 11, 27)
+    assert cli.previous_trading_day(dt.date(2026, 1, 2)) == dt.date(2025, 12, 31)
+    assert cli.previous_trading_day(dt.date(2026, 12, 7)) == dt.date(2026, 12, 4)

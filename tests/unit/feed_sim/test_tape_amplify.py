@@ -149,3 +149,19 @@ def test_bad_inputs() -> None:
     unordered = list(reversed(SOURCES["SRC2"]))
     with pytest.raises(ValueError, match="time order"):
         amplify({"U": unordered}, [("A", 1.0)], seed=1, max_offset_s=1)
+
+
+def test_offsets_never_move_a_print_out_of_its_session_segment() -> None:
+    """Prints up to the 16:00 close and after-hours ones (2021-03-01, EST: 21:00 UTC) stay on
+    their side of the close whatever the offset, and all stay within 04:00-20:00 ET."""
+    close = 1_614_632_400 * S  # 2021-03-01 16:00:00 ET
+    src = [
+        TapeEvent(close + k * S, "S", Kind.TRADE,
+                  {"price": 1.5, "size": 100, "conditions": "17" if k >= 0 else "01"})
+        for k in range(-300, 300, 7)
+    ]  # fmt: skip
+    out = amplify({"S": src}, [(f"T{i}", 1.5) for i in range(8)], seed=2, max_offset_s=600)
+    for e in out:
+        after = e.ts_ns >= close
+        assert after == (e.fields["conditions"] == "17"), e
+        assert close - 300 * S <= e.ts_ns < close + 300 * S
