@@ -1,9 +1,11 @@
 """Composition root of `ingest run`: config -> pool, processors, Kafka output, metrics, ops.
 
-Threads: the ingestion loop (IngestCore.run), the metrics/admin HTTP server, and optionally the
-Redis snapshotter. Signals: SIGHUP reloads the symbol set from the config's symbols source
-without a restart; SIGTERM/SIGINT stop reading, flush the producer (nothing in flight lost) and
-exit. `POST /admin/symbols` sets the symbol set live (how the harness ramps 50 -> 495).
+Threads: the ingestion loop (IngestCore.run), the metrics/admin HTTP server, and, with
+`redis.enabled` (`--redis-url`), the Redis snapshotter (ingest.redis_snapshots: every book
+to Redis each `redis.interval_s`). Signals: SIGHUP reloads the symbol set from the config's
+symbols source without a restart; SIGTERM/SIGINT stop reading, flush the producer (nothing in
+flight lost) and exit. `POST /admin/symbols` sets the symbol set live (how the harness ramps
+50 -> 495).
 
 `/metrics` carries the core's own families (`IngestMetrics`), the pool's and processors'
 counters, and the Kafka producer's librdkafka statistics (`kafka_producer_*`, refreshed every
@@ -37,6 +39,7 @@ from ingest.metrics import (
 )
 from ingest.process import Processor, ProcessStats
 from ingest.records import FeedRecord
+from ingest.redis_snapshots import RedisSnapshotter
 from ingest.signals import SignalRelay
 from ingest.symbols import SymbolPartitions
 
@@ -114,9 +117,18 @@ class IngestApp:
             on_symbols=self.set_symbols,
             state=self.state,
             extra_metrics=self._extra_metrics,
+            books=self.states.snapshots,
         )
         self.stop_event = threading.Event()
         self._thread: threading.Thread | None = None
+        self.snapshotter = (
+            RedisSnapshotter.from_url(
+                config.redis.url, self.states.snapshots, interval_s=config.redis.interval_s
+            )
+            if config.redis.enabled
+            else None
+        )
+        self.clock_ns = clock_ns
 
     def _on_delivery(self, error: str | None) -> None:
         self.metrics.count_delivery(error)
@@ -165,7 +177,11 @@ class IngestApp:
                 sum(c.discarded_partial_lines for c in self.core.connections)
             ),
             **{f"ingest_{k}": float(v) for k, v in stats.counters().items()},
+            "ingest_book_memory_bytes": float(self.states.book_memory_bytes()),
+            "ingest_state_memory_bytes": float(self.states.total_memory_bytes()),
         }
+        if self.snapshotter is not None:
+            plain.update(self.snapshotter.stats.metrics(self.clock_ns()))
         return plain_families(plain) + producer_families(self.output.producer_figures())
 
     def start(self) -> None:
@@ -175,6 +191,8 @@ class IngestApp:
             target=self.core.run, args=(self.stop_event,), name="ingest-loop", daemon=True
         )
         self._thread.start()
+        if self.snapshotter is not None:
+            self.snapshotter.start()
 
     def stop(self, drain_timeout_s: float = 30.0) -> int:
         """Stop reading, flush the producer; returns records still undelivered (0 = none)."""
@@ -182,6 +200,8 @@ class IngestApp:
         if self._thread is not None:
             self._thread.join(timeout=10)
         remaining = self.core.sink.flush(drain_timeout_s)  # the loop has stopped
+        if self.snapshotter is not None:
+            self.snapshotter.stop()
         self.server.stop()
         log.info("ingest stopped: %d record(s) undelivered", remaining)
         return remaining

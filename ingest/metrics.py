@@ -15,7 +15,8 @@ Owns:
   plain via `plain_families`), rendered after and replacing own families of the same name;
 - `MetricsServer`: a stdlib HTTP server in a thread (loopback by default) serving
   `GET /metrics` (Prometheus text format 0.0.4, lag summaries with quantiles
-  0.5/0.95/0.99/0.999 from the histograms), `GET /healthz`, `GET /admin/state` and
+  0.5/0.95/0.99/0.999 from the histograms), `GET /healthz`, `GET /admin/state`,
+  `GET /admin/books` (every symbol's Level 1 and book snapshot, as written to Redis) and
   `POST /admin/symbols` (a JSON list of symbols handed to a callback).
 """
 
@@ -449,10 +450,12 @@ class MetricsServer:
         state: JsonCallback | None = None,
         health: JsonCallback | None = None,
         extra_metrics: Callable[[], Iterable[MetricFamily]] | None = None,
+        books: JsonCallback | None = None,
     ) -> None:
         self.metrics = metrics
         self.on_symbols = on_symbols
         self.state = state
+        self.books = books
         self.health = health
         self.extra_metrics = extra_metrics
         self._httpd = ThreadingHTTPServer((host, port), _handler_class(self))
@@ -514,6 +517,8 @@ def _handler_class(server: MetricsServer) -> type[BaseHTTPRequestHandler]:
                 self._json(200, server.health() if server.health else {"status": "ok"})
             elif path == "/admin/state" and server.state is not None:
                 self._call(server.state)
+            elif path == "/admin/books" and server.books is not None:
+                self._call(server.books)
             else:
                 self._json(404, {"error": f"no such endpoint: GET {path}"})
 

@@ -6,6 +6,13 @@ and writes all of them in ONE pipeline (one round trip per cycle):
     HSET <prefix><SYMBOL>  json <orjson of the snapshot>  updated_ns <clock ns>
     HSET <prefix>index     <SYMBOL> <updated_ns>
 
+A snapshot is `SymbolStates.snapshots()`'s entry: `{"level1": ..., "book": {"seq": N, "B":
+{"mmid": [...], "orders": [...], "levels": [...]}, "A": {...}}}`, rows best price first;
+`updated_ns` is when the cycle took it. `ingest run --redis-url URL` turns it on (every
+`redis.interval_s`, 5 s by default); its figures are on /metrics as
+`ingest_redis_snapshot_*` (cycles, symbols, errors, the last and max write lag, the age of
+the last written cycle).
+
 Durability is Redis's own (the readiness review: AOF with fsync every second); the project
 starts redis-server with `--appendonly yes --appendfsync everysec`. A Redis outage is logged
 and counted; the next cycle tries again, the ingest loop never waits for Redis.
@@ -35,6 +42,22 @@ class SnapshotStats:
     symbols_written: int = 0
     errors: int = 0
     last_cycle_ns: int = 0
+    """Clock time of the last cycle written (0: none yet)."""
+    last_write_s: float = 0.0
+    """The last cycle's write lag: from taking the snapshots to Redis acknowledging them."""
+    max_write_s: float = 0.0
+
+    def metrics(self, now_ns: int) -> dict[str, float]:
+        """The `ingest_redis_snapshot_*` figures of /metrics."""
+        age = (now_ns - self.last_cycle_ns) / 1e9 if self.last_cycle_ns else -1.0
+        return {
+            "ingest_redis_snapshot_cycles_total": float(self.cycles),
+            "ingest_redis_snapshot_symbols_total": float(self.symbols_written),
+            "ingest_redis_snapshot_errors_total": float(self.errors),
+            "ingest_redis_snapshot_write_seconds": self.last_write_s,
+            "ingest_redis_snapshot_write_seconds_max": self.max_write_s,
+            "ingest_redis_snapshot_age_seconds": age,
+        }
 
 
 class RedisSnapshotter:
@@ -75,6 +98,7 @@ class RedisSnapshotter:
 
     def write_once(self) -> int:
         """One cycle: all snapshots in one pipeline; returns the symbols written."""
+        started = time.perf_counter()
         books = dict(self.snapshots())
         now = self.clock_ns()
         pipe = self.client.pipeline(transaction=False)
@@ -83,6 +107,8 @@ class RedisSnapshotter:
         if books:
             pipe.hset(self.index_key, mapping=dict.fromkeys(books, now))
         pipe.execute()
+        self.stats.last_write_s = time.perf_counter() - started
+        self.stats.max_write_s = max(self.stats.max_write_s, self.stats.last_write_s)
         self.stats.cycles += 1
         self.stats.symbols_written += len(books)
         self.stats.last_cycle_ns = now

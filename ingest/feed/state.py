@@ -300,6 +300,12 @@ class SymbolStates:
         """symbol -> estimated bytes, for every symbol with state."""
         return {symbol: self.memory_bytes(symbol) for symbol in self.symbols()}
 
+    def book_memory_bytes(self) -> int:
+        """Estimated bytes of every Level 2 book (the order-book state the review sizes)."""
+        return sys.getsizeof(self.books) + sum(
+            book.memory_bytes() for book in list(self.books.values())
+        )
+
     def total_memory_bytes(self) -> int:
         """Estimated bytes of all state, including the registry's dicts."""
         return (

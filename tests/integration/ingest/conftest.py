@@ -26,7 +26,6 @@ from typing import Any
 
 import psutil
 import pytest
-import redis
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
 from feed_sim.control_client import FeedSimControl
@@ -35,9 +34,11 @@ from feed_sim.server.app import FeedSimServer, ServeConfig
 from feed_sim.server.engine import RateSettings
 from feed_sim.tape.format import write_tape
 from feed_sim.tape.model import Kind, TapeEvent
+from harness.infra.errors import InfraError
 from harness.infra.kafka_clients import admin_client
 from harness.infra.kafka_local import ClusterState, LocalKafka
-from harness.infra.ports import LOOPBACK, free_ports
+from harness.infra.ports import LOOPBACK
+from harness.infra.redis_local import LocalRedis
 from harness.infra.topics import ensure_topics, feed_topic_specs
 from ingest.kafka_out import topic_names
 from ingest.records import FeedRecord
@@ -72,42 +73,18 @@ def _stop_pid(proc: subprocess.Popen[bytes]) -> None:
 
 @pytest.fixture
 def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    """redis-server on a free loopback port, AOF with fsync every second, data in tmp_path."""
-    data_dir = tmp_path / "redis"
-    data_dir.mkdir()
-    port = free_ports(1)[0]
-    cmd = [
-        "redis-server",
-        "--bind", LOOPBACK,
-        "--port", str(port),
-        "--appendonly", "yes",
-        "--appendfsync", "everysec",
-        "--dir", str(data_dir),
-        "--save", "",
-        "--daemonize", "no",
-        "--logfile", str(data_dir / "redis.log"),
-    ]  # fmt: skip
+    """redis-server on a free loopback port, AOF with fsync every second, data in tmp_path
+    (harness.infra.redis_local, as `harness infra up --redis` starts it)."""
+    local = LocalRedis(state_dir=tmp_path)
     try:
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
-    except FileNotFoundError:
-        pytest.fail("redis-server is not installed; run scripts/install-system-deps.sh")
+        state = local.up()
+    except InfraError as exc:
+        pytest.fail(str(exc))
     try:
-        client = redis.Redis(host=LOOPBACK, port=port, socket_timeout=2)
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    log = (data_dir / "redis.log").read_text(errors="replace")[-2000:]
-                    pytest.fail(f"redis-server did not start on port {port}:\n{log}")
-                time.sleep(0.05)
-        client.close()
-        yield RedisServer(LOOPBACK, port, data_dir, proc.pid)
+        yield RedisServer(state.host, state.port, Path(state.data_dir), state.pid)
     finally:
-        _stop_pid(proc)
-        assert not psutil.pid_exists(proc.pid) or psutil.Process(proc.pid).status() == "zombie"
+        local.down()
+        assert not psutil.pid_exists(state.pid) or psutil.Process(state.pid).status() == "zombie"
 
 
 @pytest.fixture(scope="module")
