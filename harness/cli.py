@@ -109,20 +109,38 @@ def fetch() -> None:
     show_default=True,
     help="Broker tuning (network/I-O threads, JVM options); see README, Kafka settings.",
 )
+@click.option(
+    "--redis",
+    "with_redis",
+    is_flag=True,
+    help="Also start Debian's redis-server on loopback with appendonly yes and appendfsync "
+    "everysec (state in <state-dir>/redis.json; `infra down` stops it).",
+)
 @STATE_DIR_OPTION
 def up(
-    brokers: str, heap_mb: int, timeout_s: float, broker_profile: str, state_dir: Path | None
+    brokers: str,
+    heap_mb: int,
+    timeout_s: float,
+    broker_profile: str,
+    with_redis: bool,
+    state_dir: Path | None,
 ) -> None:
     """Start a local KRaft Kafka cluster on loopback and wait until it serves metadata.
 
     Formats storage, starts the broker(s) on free 127.0.0.1 ports and writes the bootstrap
     address to <state-dir>/kafka.json, where `harness infra topics` and `harness run` find it.
-    Prints the bootstrap address on stdout.
+    Prints the bootstrap address on stdout (and, with --redis, the Redis URL after it).
     """
+    from harness.infra.redis_local import LocalRedis
+
     kafka = LocalKafka(state_dir=state_dir, heap_mb=heap_mb, profile=broker_profile)
     try:
         with console.status(f"starting {brokers} Kafka broker(s)..."):
             state = kafka.up(brokers=int(brokers), timeout_s=timeout_s)
+        if with_redis:
+            with console.status("starting redis-server..."):
+                redis_state = LocalRedis(state_dir=state_dir).up()
+            console.print(f"redis-server up: pid {redis_state.pid}, AOF everysec")
     except InfraError as exc:
         fail(str(exc), ExitCode.INFRA_UNAVAILABLE)
     pids = ", ".join(str(n.pid) for n in state.nodes)
@@ -131,6 +149,8 @@ def up(
         f"profile {broker_profile}"
     )
     click.echo(state.bootstrap)
+    if with_redis:
+        click.echo(redis_state.url)
 
 
 @infra.command()
@@ -159,12 +179,18 @@ def status(as_json: bool, state_dir: Path | None) -> None:
 @click.option("--keep-data", is_flag=True, help="Keep the brokers' data folders.")
 @STATE_DIR_OPTION
 def down(keep_data: bool, state_dir: Path | None) -> None:
-    """Stop exactly the broker processes `up` started (by PID). Safe to run twice."""
+    """Stop exactly the processes `up` started (brokers, redis-server; by PID). Safe to run
+    twice."""
+    from harness.infra.redis_local import LocalRedis
+
     stopped = LocalKafka(state_dir=state_dir).down(keep_data=keep_data)
     if stopped:
         console.print(f"stopped Kafka broker pid(s) {', '.join(map(str, stopped))}")
     else:
         console.print("no local Kafka was running")
+    redis_pid = LocalRedis(state_dir=state_dir).down()
+    if redis_pid:
+        console.print(f"stopped redis-server pid {redis_pid}")
 
 
 @infra.command()

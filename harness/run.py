@@ -48,6 +48,7 @@ from harness.infra.errors import InfraError
 from harness.infra.kafka_clients import client_logs_to
 from harness.infra.kafka_local import LocalKafka
 from harness.infra.ports import LOOPBACK
+from harness.infra.redis_local import LocalRedis
 from harness.infra.topics import (
     LOG_APPEND_TIME,
     ensure_topics,
@@ -83,7 +84,14 @@ from harness.scenario import ReferenceSut, Scenario
 from harness.sut.base import KafkaEndpoints, SutError, start_process, stop_process
 from harness.sut.command import command_values, expand_text
 from harness.sut.factory import make_sut
-from harness.sut_metrics import MetricsScraper, dropping_counters, producer_figures
+from harness.sut_metrics import (
+    MetricsScraper,
+    Scrape,
+    dropping_counters,
+    gauge_max,
+    producer_figures,
+    snapshot_figures,
+)
 from harness.symbols import load_universe
 from harness.testbed import HostLoad, Part, PartsCpu, TestBedLoad
 from harness.thresholds import (
@@ -136,6 +144,7 @@ class RunContext:
 
     kafka: LocalKafka | None = None
     bootstrap: str = ""
+    redis: LocalRedis | None = None
     feed: FeedSimProcess | None = None
     sut: Any = None
     collector: CollectorProcess | None = None
@@ -164,6 +173,8 @@ class RunContext:
             steps.append(lambda: self.sut.stop(timeout_s=60))
         if self.feed is not None:
             steps.append(self.feed.stop)
+        if self.redis is not None:
+            steps.append(self.redis.down)
         if self.kafka is not None:
             steps.append(self.kafka.down)
         for step in steps:
@@ -201,6 +212,7 @@ class HarnessRun:
         self.measuring: str | None = None
         self.started = False
         self.sut_dead = False
+        self.redis_dead = False
         """The SUT exited after it started: it is not restarted (a crash is a failure that a
         rollback cannot undo), so the verify hold fails and the run ends with exit 2."""
         self._last_abort_check = 0.0
@@ -274,6 +286,30 @@ class HarnessRun:
             self.summary.add_event("report_failed", error=repr(exc))
             return
         self.console.print(f"report: {html} ({markdown.name} beside it)")
+
+    def _start_redis(self) -> str:
+        """The run's redis-server (loopback, AOF everysec), stopped with the rest; its URL."""
+        redis = LocalRedis(state_dir=self.run_dir / "redis-state")
+        self.ctx.redis = redis
+        with self.console.status("starting redis-server..."):
+            state = redis.up()
+        self.summary.add_event("redis_ready", url=state.url, pid=state.pid)
+        self.summary.set_run_field(
+            "redis", {"url": state.url, "appendonly": "yes", "appendfsync": "everysec"}
+        )
+        return state.url
+
+    def _redis_figures(self, label: str, scrapes: list[Scrape]) -> dict[str, Any] | None:
+        """The hold's Redis figures: used memory now, the core's snapshot figures over the
+        hold; a redis-server that died is said once (event `redis_died`)."""
+        if self.ctx.redis is None:
+            return None
+        used = self.ctx.redis.used_memory()
+        if used is None and not self.redis_dead:
+            self.redis_dead = True
+            self.summary.add_event("redis_died", label=label)
+            self.console.print(f"[red]{label}: redis-server does not answer[/]")
+        return {"used_memory_bytes": used, "alive": used is not None, **snapshot_figures(scrapes)}
 
     def _validate_feed(self) -> None:
         """Check the data feed_sim replays before stage 1 (harness.datacheck): the result goes
@@ -355,6 +391,8 @@ class HarnessRun:
         self._validate_feed()
         sut = make_sut(self.scenario, self.run_dir)
         self.ctx.sut = sut
+        if infra.redis:
+            sut.redis_url = self._start_redis()
         workers = self.scenario.collector.workers
         what = f"the distributed collector ({workers} Locust workers)" if workers else "collector"
         with self.console.status(f"starting {what}..."):
@@ -621,6 +659,8 @@ class HarnessRun:
         producer = producer_figures(scrapes)
         resources["test_bed"] = {**test_bed.to_json(), "judgement": judgement.message}
         resources["producer"] = producer
+        resources["book_memory_bytes_max"] = gauge_max(scrapes, "ingest_book_memory_bytes")
+        resources["redis"] = self._redis_figures(action.label, scrapes)
         histograms = snapshot.measure.histograms
         # A record of the hold may still be on its way when the hold is judged: the SUT's lag
         # plus the harness consumer's (delivery) bounds how long.
@@ -827,6 +867,7 @@ class HarnessRun:
             admin_url=getattr(self.scenario.sut, "admin_url", None),
             topics=sut.topics(),
             run_dir=self.run_dir,
+            redis_url=sut.redis_url,
         )
         return {**values, **plan_values}
 

@@ -63,6 +63,7 @@ COMMAND_PLACEHOLDERS: Final[frozenset[str]] = frozenset(
         "symbol_count",
         "admin_url",  # the SUT's admin URL (sut.admin_url), if any
         "topics",  # comma-separated topics the collector reads
+        "redis_url",  # the run's redis-server (infra.redis), empty without one
         "run_dir",  # results/<run>/ of this run
     }
 )
@@ -282,6 +283,9 @@ class ReferenceSut(_Strict):
     kafka_producer: dict[str, Any] = Field(default_factory=dict)
     """Any other librdkafka settings of the core's producer (ingest's `kafka.producer`), e.g.
     to test the settings your production core uses; acks=all and idempotence stay."""
+    redis_interval_s: float = Field(default=5.0, gt=0)
+    """With `infra.redis`: how often the core writes every book to Redis (ingest's
+    `redis.interval_s`)."""
     record_mapping: RecordMapping = RecordMapping()
 
 
@@ -366,6 +370,10 @@ class InfraConfig(_Strict):
     create_topics: bool = True
     broker_profile: str | None = None
     """Local mode: the brokers' tuning (harness.infra.broker_profiles; None: its default)."""
+    redis: bool = False
+    """Start a redis-server for the run (loopback, AOF with fsync every second, as the review
+    sizes it): the reference core writes its books there (a command core gets {redis_url}),
+    and every hold reports Redis's memory and the snapshot write lag."""
 
     @field_validator("broker_profile")
     @classmethod

@@ -151,3 +151,28 @@ def producer_figures(scrapes: Sequence[Scrape]) -> dict[str, Any] | None:
         figures[f"{tag}_max"] = max(values) if values else None
         figures[f"{tag}_mean"] = statistics.fmean(values) if values else None
     return figures
+
+
+def gauge_max(scrapes: Sequence[Scrape], name: str) -> float | None:
+    """The largest value of a gauge over the hold's scrapes (None: not exported)."""
+    values = [v[name] for _, v in scrapes if name in v]
+    return max(values) if values else None
+
+
+SNAPSHOT_PREFIX = "ingest_redis_snapshot_"
+
+
+def snapshot_figures(scrapes: Sequence[Scrape]) -> dict[str, Any]:
+    """The reference core's Redis snapshot figures over a hold (`ingest_redis_snapshot_*`):
+    cycles and failed cycles in the hold, the largest write lag (ms) seen, and the largest age
+    of the last written cycle (s; grows while Redis is down)."""
+    cycles = _rate(scrapes, SNAPSHOT_PREFIX + "cycles_total")
+    errors = _rate(scrapes, SNAPSHOT_PREFIX + "errors_total")
+    write = gauge_max(scrapes, SNAPSHOT_PREFIX + "write_seconds")
+    age = gauge_max(scrapes, SNAPSHOT_PREFIX + "age_seconds")
+    return {
+        "snapshot_cycles": cycles[0] if cycles else None,
+        "snapshot_errors": errors[0] if errors else None,
+        "snapshot_write_ms_max": None if write is None else write * 1000,
+        "snapshot_age_s_max": age,
+    }

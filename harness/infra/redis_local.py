@@ -86,8 +86,14 @@ class LocalRedis:
         data_dir = self.state_dir / "redis"
         data_dir.mkdir(parents=True, exist_ok=True)
         port = free_ports(1)[0]
+        # Its own session and no inherited stdio (it logs to --logfile): a caller capturing
+        # `harness infra up`'s output is not held open by the server it leaves running.
         self._process = subprocess.Popen(
-            server_command(port, data_dir), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL
+            server_command(port, data_dir),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
         )
         state = RedisState(LOOPBACK, port, self._process.pid, str(data_dir))
         self.state_dir.mkdir(parents=True, exist_ok=True)

@@ -77,6 +77,8 @@ class SystemUnderTest(ABC):
         self.mapping = mapping
         self.universe_file: Path | None = None
         """The scenario's symbols file, where the adapter knows it."""
+        self.redis_url: str | None = None
+        """The run's redis-server (`infra.redis`), set before `start`; None without one."""
         self._partition_of: dict[str, int] | None = None
         self.symbols: list[str] = []
         self.warnings: list[str] = []

@@ -51,6 +51,7 @@ def command_values(
     admin_url: str | None,
     topics: Sequence[str],
     run_dir: Path,
+    redis_url: str | None = None,
 ) -> dict[str, str]:
     """The value of every placeholder of COMMAND_PLACEHOLDERS."""
     values = {
@@ -66,6 +67,7 @@ def command_values(
         "admin_url": admin_url or "",
         "topics": ",".join(topics),
         "run_dir": str(run_dir),
+        "redis_url": redis_url or "",
     }
     assert set(values) == COMMAND_PLACEHOLDERS, "command_values out of step with the scenario"
     return values
@@ -157,6 +159,7 @@ class CommandCore(SystemUnderTest):
             admin_url=self.config.admin_url,
             topics=self.topics(),
             run_dir=self.run_dir,
+            redis_url=self.redis_url,
         )
 
     def start(self, symbols: list[str], feed: FeedEndpoints, kafka: KafkaEndpoints) -> None:

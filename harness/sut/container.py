@@ -83,6 +83,7 @@ class ContainerCore(SystemUnderTest):
             admin_url=self.config.admin_url,
             topics=self.topics(),
             run_dir=self.run_dir,
+            redis_url=self.redis_url,
         )
         argv = expand_command(self.config.command, values) if self.config.command else None
         if self.client is None:

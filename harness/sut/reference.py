@@ -101,6 +101,12 @@ class ReferenceCore(SystemUnderTest):
         if self.config.kafka_producer:
             kafka["producer"] = dict(self.config.kafka_producer)
         settings["kafka"] = kafka
+        if self.redis_url:
+            settings["redis"] = {
+                "enabled": True,
+                "url": self.redis_url,
+                "interval_s": self.config.redis_interval_s,
+            }
         self.config_file.parent.mkdir(parents=True, exist_ok=True)
         self.config_file.write_text(json.dumps(settings, indent=2) + "\n")
 

@@ -174,6 +174,14 @@ def test_reference_core_config_carries_the_kafka_settings_and_layout(tmp_path: P
     plain._write_config()
     tuned._write_config()
     assert json.loads(plain.config_file.read_text())["kafka"] == {"partitions": 495}
+    assert "redis" not in json.loads(plain.config_file.read_text())
+    plain.redis_url = "redis://127.0.0.1:6390/0"  # infra.redis: the run sets it before start
+    plain._write_config()
+    assert json.loads(plain.config_file.read_text())["redis"] == {
+        "enabled": True,
+        "url": "redis://127.0.0.1:6390/0",
+        "interval_s": 5.0,
+    }
     assert json.loads(tuned.config_file.read_text())["kafka"] == {
         "partitions": 48,
         "producers": 3,

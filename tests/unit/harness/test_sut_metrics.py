@@ -11,8 +11,10 @@ import pytest
 from harness.sut_metrics import (
     MetricsScraper,
     dropping_counters,
+    gauge_max,
     parse_metrics,
     producer_figures,
+    snapshot_figures,
 )
 
 TEXT = """# HELP kafka_producer_produce_requests_total ProduceRequests sent
@@ -124,3 +126,26 @@ def test_dropping_counters_are_those_named_so_that_rose() -> None:
     found = dropping_counters([(0, first), (1, last)])
     assert found == {"ingest_level1_without_record_total": 2_890.0, "core_dropped_total": 3.0}
     assert dropping_counters([(0, first)]) == {}
+
+
+def test_redis_snapshot_figures_over_a_hold() -> None:
+    """Cycles and failures are counted within the hold; write lag and age are the largest."""
+    scrapes = [
+        (t * 1_000_000_000, {
+            "ingest_redis_snapshot_cycles_total": 10.0 + 2 * t,
+            "ingest_redis_snapshot_errors_total": 0.0 if t < 3 else t - 2.0,
+            "ingest_redis_snapshot_write_seconds": 0.002 * (t + 1),
+            "ingest_redis_snapshot_age_seconds": 0.5 if t < 3 else t - 2.5,
+            "ingest_book_memory_bytes": 1000.0 * t,
+        })
+        for t in range(6)
+    ]  # fmt: skip
+    assert snapshot_figures(scrapes) == {
+        "snapshot_cycles": 10.0,
+        "snapshot_errors": 3.0,
+        "snapshot_write_ms_max": pytest.approx(12.0),
+        "snapshot_age_s_max": 2.5,
+    }
+    assert gauge_max(scrapes, "ingest_book_memory_bytes") == 5000.0
+    assert gauge_max(scrapes, "absent") is None
+    assert snapshot_figures([])["snapshot_cycles"] is None
