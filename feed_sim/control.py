@@ -8,7 +8,8 @@ the HTTP thread never touches feed state itself. Endpoints (all bodies and repli
     POST /tapes      {"paths": [...]} load tapes (replaces the events of their symbols)
     POST /symbols    {"symbols": [...]} set the active symbols
     POST /rate       {"mode": "fixed"|"tape"|"flat", "rate_hz": 100, "l2_rate_hz": 0,
-                      "weights": {"SYM": w, ...}, "speed": 1.0,
+                      "weights": {"SYM": w, ...}, "l2_weights": {"SYM": w, ...},
+                      "speed": 1.0,
                       "render": "live"|"ring"}  (ring: feed_sim/server/paced_rings.py)
     POST /stage      {"label": "stage-1"}   start counting into a new stage
     POST /start | /stop | /pause | /resume

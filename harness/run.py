@@ -604,6 +604,7 @@ class HarnessRun:
                         rate_hz=rate,
                         l2_rate_hz=self.scenario.feed.level2_rate_per_symbol_hz,
                         weights=self._weights(symbols),
+                        l2_weights=self._l2_weights(symbols),
                         render=getattr(self.scenario.feed.rate, "render", "live"),
                     )
                 feed.control.start()
@@ -635,6 +636,12 @@ class HarnessRun:
         elif isinstance(action, RunHook):
             self._run_hook(action)
         return []
+
+    def _l2_weights(self, symbols: list[str]) -> dict[str, float]:
+        tiers = self.scenario.feed.level2_tier_weights
+        if not tiers:
+            return {}
+        return {s: tiers.get(self.universe.by_symbol(s).tier, 1.0) for s in symbols}
 
     def _weights(self, symbols: list[str]) -> dict[str, float]:
         if getattr(self.scenario.feed.rate, "model", "") != "tier_weighted":

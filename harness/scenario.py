@@ -27,6 +27,7 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
+    PositiveFloat,
     Tag,
     ValidationError,
     ValidationInfo,
@@ -181,6 +182,10 @@ class FeedConfig(_Strict):
     generated: GeneratedFeed = GeneratedFeed()
     rate: RateModel = FixedRate()
     level2_rate_per_symbol_hz: float = Field(default=0.0, ge=0)
+    level2_tier_weights: dict[int, PositiveFloat] = Field(default_factory=dict)
+    """Level 2 rate of a symbol's liquidity tier relative to the others (e.g. {1: 2, 2: 1,
+    3: 0.5}); the mean over the stage's symbols stays `level2_rate_per_symbol_hz`. Empty: the
+    same for every symbol."""
     host: str = "127.0.0.1"
     ports: FeedPorts = FeedPorts()
 

@@ -262,6 +262,9 @@ class FeedSimServer:
                     rate_hz=float(body.get("rate_hz", engine.rate.rate_hz)),
                     l2_rate_hz=float(body.get("l2_rate_hz", engine.rate.l2_rate_hz)),
                     weights={str(k): float(v) for k, v in dict(body.get("weights", {})).items()},
+                    l2_weights={
+                        str(k): float(v) for k, v in dict(body.get("l2_weights", {})).items()
+                    },
                     speed=float(body.get("speed", engine.rate.speed)),
                     render=str(body.get("render", engine.rate.render)),
                 )

@@ -81,6 +81,9 @@ class RateSettings:
     rate_hz: float = 100.0
     l2_rate_hz: float = 0.0
     weights: dict[str, float] = field(default_factory=dict)
+    l2_weights: dict[str, float] = field(default_factory=dict)
+    """Level 2 rate per symbol relative to the others (mean kept at `l2_rate_hz`); empty: the
+    Level 1 `weights`."""
     speed: float = 1.0
     render: str = "live"  # live | ring (fixed and tape modes: feed_sim/server/paced_rings.py)
 
@@ -235,7 +238,8 @@ class FeedEngine:
             plan = RatePlan.weighted(symbols, weights, rate.rate_hz * factor)
             self._schedule = _fixed_rate_schedule(plan, now)
             if rate.l2_rate_hz > 0:
-                depth_plan = RatePlan.weighted(symbols, weights, rate.l2_rate_hz * factor)
+                l2 = [rate.l2_weights.get(s, 1.0) for s in symbols] if rate.l2_weights else weights
+                depth_plan = RatePlan.weighted(symbols, l2, rate.l2_rate_hz * factor)
                 self._depth_schedule = _fixed_rate_schedule(depth_plan, now)
         else:
             times, owners, is_depth, local = [], [], [], []

@@ -339,3 +339,22 @@ def test_flat_out_sends_only_updates(generated: list[Any]) -> None:
         ticks = _ticks([x for x in lines if x.startswith(f"Q,{symbol},".encode())])
         assert len(ticks) == count.sent
         assert ticks == list(range(count.first_seq, count.last_seq + 1)), symbol
+
+
+def test_level2_weights_set_each_symbol_s_depth_rate_apart_from_level1() -> None:
+    """`l2_weights` (the harness's per-tier Level 2 share) shape the depth schedule only; the
+    mean depth rate stays `l2_rate_hz` and Level 1 keeps its own weights."""
+    events = {s: [TapeEvent(e.ts_ns, s, e.kind, e.fields) for e in _tape(Q1, T1, Q2)]
+              for s in ("A", "B", "C")}  # fmt: skip
+    engine = _engine(events)
+    engine.set_active(["A", "B", "C"])
+    weights = {"A": 2.0, "B": 1.0, "C": 0.5}
+    engine.set_rate(RateSettings(mode="fixed", rate_hz=60.0, l2_rate_hz=30.0, l2_weights=weights))
+    depth = engine._depth_schedule
+    level1 = engine._schedule
+    assert depth is not None and level1 is not None
+    assert depth.plan.rates_hz == pytest.approx(
+        (2 * 30 / (3.5 / 3), 30 / (3.5 / 3), 15 / (3.5 / 3))
+    )
+    assert sum(depth.plan.rates_hz) == pytest.approx(90.0)
+    assert level1.plan.rates_hz == (60.0, 60.0, 60.0)
