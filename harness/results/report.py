@@ -68,6 +68,15 @@ class HoldRow:
     lost: int | None
     duplicates: int | None
     worst: str
+    rss_mb: float | None = None
+    book_mb: float | None = None
+    feed_mbps: float | None = None
+    redis_mb: float | None = None
+    snapshot_write_ms: float | None = None
+
+
+def _mb(value: Any) -> float | None:
+    return None if value is None else float(value) / 2**20
 
 
 @dataclass
@@ -127,6 +136,8 @@ def _hold_row(stage: Mapping[str, Any]) -> HoldRow:
     total = (stage.get("latency_us") or {}).get("total") or {}
     completeness = stage.get("completeness") or {}
     diagnosis = stage.get("diagnosis") or {}
+    resources = stage.get("resources") or {}
+    redis = resources.get("redis") or {}
     return HoldRow(
         label=str(stage.get("label") or f"stage-{stage.get('index')}"),
         symbols=int(stage.get("symbols") or 0),
@@ -139,6 +150,11 @@ def _hold_row(stage: Mapping[str, Any]) -> HoldRow:
         lost=completeness.get("lost"),
         duplicates=completeness.get("duplicates"),
         worst=_worst(completeness),
+        rss_mb=_mb(resources.get("rss_bytes_max")),
+        book_mb=_mb(resources.get("book_memory_bytes_max")),
+        feed_mbps=resources.get("feed_mbps_mean"),
+        redis_mb=_mb(redis.get("used_memory_bytes")),
+        snapshot_write_ms=redis.get("snapshot_write_ms_max"),
     )
 
 
@@ -311,6 +327,19 @@ def render_markdown(report: Report, run_dir: Path) -> str:
             f"| {h.label} | {_count(h.sent)} | {_count(h.received)} | {_count(h.lost)} | "
             f"{_count(h.duplicates)} | {h.worst} |"
         )
+    lines += [
+        "",
+        "## Resources",
+        "",
+        "| hold | SUT RSS max MB | book memory max MB | feed Mbps | Redis used MB | "
+        "snapshot write max ms |",
+        "|---|---|---|---|---|---|",
+    ]
+    for h in report.holds:
+        lines.append(
+            f"| {h.label} | {_num(h.rss_mb)} | {_num(h.book_mb, 2)} | {_num(h.feed_mbps)} | "
+            f"{_num(h.redis_mb, 2)} | {_num(h.snapshot_write_ms)} |"
+        )
     if report.feed_data:
         from harness.datacheck.validate import markdown as feed_section
 
@@ -362,6 +391,13 @@ img{max-width:100%;border:1px solid #ddd;margin:.5em 0}
 {% for h in r.holds %}<tr><td>{{ h.label }}</td><td>{{ count(h.sent) }}</td>
 <td>{{ count(h.received) }}</td><td>{{ count(h.lost) }}</td><td>{{ count(h.duplicates) }}</td>
 <td>{{ h.worst }}</td></tr>
+{% endfor %}</table>
+<h2>Resources</h2>
+<table><tr><th>hold</th><th>SUT RSS max MB</th><th>book memory max MB</th><th>feed Mbps</th>
+<th>Redis used MB</th><th>snapshot write max ms</th></tr>
+{% for h in r.holds %}<tr><td>{{ h.label }}</td><td>{{ num(h.rss_mb) }}</td>
+<td>{{ num(h.book_mb, 2) }}</td><td>{{ num(h.feed_mbps) }}</td><td>{{ num(h.redis_mb, 2) }}</td>
+<td>{{ num(h.snapshot_write_ms) }}</td></tr>
 {% endfor %}</table>
 {% if r.feed_data %}<h2>Feed data legitimacy</h2>
 <p><span class="v {{ r.feed_data.verdict }}">{{ r.feed_data.verdict | upper }}</span>

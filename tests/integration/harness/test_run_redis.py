@@ -108,6 +108,10 @@ def test_a_run_with_redis_reports_it_and_survives_its_death(
     config = json.loads((harness_run.run_dir / "sut" / "ingest-config.json").read_text())
     assert config["redis"]["enabled"] and config["redis"]["interval_s"] == 0.5
     assert not (harness_run.run_dir / "redis-state" / "redis.json").exists()  # stopped
+    report = (harness_run.run_dir / "report.md").read_text()
+    resources = report[report.index("## Resources") :].splitlines()
+    row = next(line for line in resources if line.startswith("| stage-1 |")).split("|")
+    assert float(row[3]) > 0 and float(row[5]) > 0, row  # book memory, Redis used (MB)
 
 
 def test_infra_up_with_redis_starts_it_as_reviewed_and_down_stops_it(tmp_path: Path) -> None:
