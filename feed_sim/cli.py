@@ -21,6 +21,7 @@ from rich.markup import escape
 from rich.status import Status
 
 from feed_sim import __version__
+from feed_sim.generate.session import previous_trading_day
 from feed_sim.server.app import FeedSimServer
 from harness.defaults import FEED_PORTS
 
@@ -83,18 +84,6 @@ class StartupProgress:
         for n, item in enumerate(items, 1):
             yield item
             self.update(f"{label}: {n}/{total} symbols", force=n == total)
-
-
-def previous_trading_day(today: dt.date | None = None) -> dt.date:
-    """The last NYSE trading day before `today` (the default session of generated tapes): no
-    weekend, no exchange holiday (a tape dated on one is what `harness validate-data` flags)."""
-    import holidays
-
-    day = (today or dt.date.today()) - dt.timedelta(days=1)
-    closed = holidays.financial_holidays("NYSE", years=(day.year - 1, day.year))
-    while day.weekday() >= 5 or day in closed:
-        day -= dt.timedelta(days=1)
-    return day
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

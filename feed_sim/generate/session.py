@@ -113,3 +113,15 @@ def activity_profile(window: SessionWindow) -> FloatArray:
     out[ext] *= EXTENDED_SHARE / out[ext].sum()
     out[regular] *= 1.0 - EXTENDED_SHARE
     return out
+
+
+def previous_trading_day(today: dt.date | None = None) -> dt.date:
+    """The last NYSE trading day before `today` (the default session of generated tapes): no
+    weekend, no exchange holiday (a tape dated on one is what `harness validate-data` flags)."""
+    import holidays
+
+    day = (today or dt.date.today()) - dt.timedelta(days=1)
+    closed = holidays.financial_holidays("NYSE", years=(day.year - 1, day.year))
+    while day.weekday() >= 5 or day in closed:
+        day -= dt.timedelta(days=1)
+    return day

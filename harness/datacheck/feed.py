@@ -23,9 +23,9 @@ SAMPLE_SYMBOLS = 20
 
 def generated_session(n_symbols: int, minutes: float, seed: int) -> MarketData:
     """A stratified sample of the generated session feed_sim serves for these inputs."""
-    from feed_sim.cli import previous_trading_day
     from feed_sim.generate import venues
     from feed_sim.generate.cache import CacheError, GenerationInputs, cache_path, read_session
+    from feed_sim.generate.session import previous_trading_day
     from feed_sim.generate.universe import load_symbols, select_symbols
 
     specs = select_symbols(load_symbols(), n_symbols)

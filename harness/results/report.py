@@ -340,10 +340,13 @@ def render_markdown(report: Report, run_dir: Path) -> str:
             f"| {h.label} | {_num(h.rss_mb)} | {_num(h.book_mb, 2)} | {_num(h.feed_mbps)} | "
             f"{_num(h.redis_mb, 2)} | {_num(h.snapshot_write_ms)} |"
         )
-    if report.feed_data:
+    if report.feed_data and "findings" in report.feed_data:
         from harness.datacheck.validate import markdown as feed_section
 
         lines += ["", feed_section(report.feed_data).rstrip("\n")]
+    elif report.feed_data:
+        error = report.feed_data.get("error")
+        lines += ["", "## Feed data legitimacy", "", f"not checked: {error}"]
     lines += ["", "## Sign-off", "", "| | |", "|---|---|"]
     lines += [f"| {k} | {v} |" for k, v in report.signoff]
     return "\n".join(lines) + "\n"
@@ -399,7 +402,9 @@ img{max-width:100%;border:1px solid #ddd;margin:.5em 0}
 <td>{{ num(h.book_mb, 2) }}</td><td>{{ num(h.feed_mbps) }}</td><td>{{ num(h.redis_mb, 2) }}</td>
 <td>{{ num(h.snapshot_write_ms) }}</td></tr>
 {% endfor %}</table>
-{% if r.feed_data %}<h2>Feed data legitimacy</h2>
+{% if r.feed_data and not r.feed_data.findings is defined %}<h2>Feed data legitimacy</h2>
+<p>not checked: {{ r.feed_data.error }}</p>{% endif %}
+{% if r.feed_data and r.feed_data.findings is defined %}<h2>Feed data legitimacy</h2>
 <p><span class="v {{ r.feed_data.verdict }}">{{ r.feed_data.verdict | upper }}</span>
 {{ r.feed_data.source }} ({{ count(r.feed_data.trades) }} trades,
 {{ count(r.feed_data.quotes) }} quotes, {{ r.feed_data.symbols }} symbols)</p>

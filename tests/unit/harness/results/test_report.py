@@ -4,6 +4,7 @@ margins, completeness, embedded plots, sign-off block; bad folders are named."""
 from __future__ import annotations
 
 import base64
+import json
 import re
 from pathlib import Path
 
@@ -140,3 +141,23 @@ def test_the_report_draws_its_plots_embeds_them_and_says_what_it_could_not_draw(
     (other / "summary.json").write_text((run / "summary.json").read_text())
     write_report(other, plots=False)
     assert not (other / "plots").exists()
+
+
+def test_the_feed_check_is_in_the_report_or_why_it_was_not_run(tmp_path: Path) -> None:
+    run = _run(tmp_path)
+    document = json.loads((run / "summary.json").read_text())
+    document["run"]["feed_data"] = {"verdict": "unchecked", "error": "x.tape: no such file"}
+    (run / "summary.json").write_text(json.dumps(document))
+    markdown, html = write_report(run, plots=False)
+    assert "not checked: x.tape: no such file" in markdown.read_text()
+    assert "not checked: x.tape: no such file" in html.read_text()
+    document["run"]["feed_data"] = {
+        "verdict": "synthetic", "source": "tape t", "trades": 10, "quotes": 0, "symbols": 1,
+        "notes": [], "findings": [{"check": "session_hours", "severity": "synthetic",
+                                   "summary": "all at night", "source": "market-facts.md 4.1",
+                                   "evidence": {}}],
+    }  # fmt: skip
+    (run / "summary.json").write_text(json.dumps(document))
+    markdown, html = write_report(run, plots=False)
+    assert "**SYNTHETIC**: tape t" in markdown.read_text()
+    assert "all at night" in html.read_text()
