@@ -270,12 +270,8 @@ def _achieved(stage: Mapping[str, Any]) -> float | None:
 
 def stage_histograms(run_dir: Path, stage: Mapping[str, Any]) -> dict[str, HdrHistogram]:
     """The stage's decoded histograms of the compared measures (those whose files exist)."""
-    found = {}
-    for measure, relative in (stage.get("histogram_files") or {}).items():
-        path = run_dir / relative
-        if measure in COMPARED_MEASURES and path.exists():
-            found[measure] = decode(path.read_text().strip())
-    return found
+    found = RunFiles(run_dir, {}).histograms(stage, required=False)
+    return {measure: hist for measure, hist in found.items() if measure in COMPARED_MEASURES}
 
 
 def render_markdown(result: Comparison) -> str:

@@ -123,13 +123,16 @@ class RunFiles:
                 return found
         return {}
 
-    def histograms(self, hold: Mapping[str, Any]) -> dict[str, HdrHistogram]:
-        """measure -> histogram of one hold, from histograms/*.hgrm.b64."""
+    def histograms(self, hold: Mapping[str, Any], required: bool = True) -> dict[str, HdrHistogram]:
+        """measure -> histogram of one hold, from histograms/*.hgrm.b64 (a missing file:
+        MissingInput, or left out when not `required`)."""
         out = {}
         for name, relative in (hold.get("histogram_files") or {}).items():
             path = self.run_dir / relative
             if not path.is_file():
-                raise MissingInput(f"{relative} is missing")
+                if required:
+                    raise MissingInput(f"{relative} is missing")
+                continue
             out[name] = decode(path.read_text().strip())
         return out
 
