@@ -24,7 +24,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,6 +54,10 @@ class HoldEvidence:
     in-flight allowance."""
     sut_dropping: Mapping[str, float] = field(default_factory=dict)
     """The SUT's counters of dropped or failed records that rose during the hold."""
+    storage: Mapping[str, Any] | None = None
+    """The hold's storage block (`harness.storage_writer.storage_json`), with `storage`."""
+    storage_broken: Sequence[str] = ()
+    """The storage thresholds that failed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,15 +161,70 @@ def _loss_evidence(e: HoldEvidence) -> list[str]:
     return parts
 
 
+def _storage_evidence(e: HoldEvidence) -> list[str]:
+    """The storage hop: where its P99 comes from (the insert, or waiting for the writer) and
+    the reconciliation; leads the line when a storage threshold broke."""
+    block = e.storage
+    if not block:
+        return (
+            ["the ClickHouse writer gave no figures (event storage_failed)"]
+            if (e.storage_broken)
+            else []
+        )
+    lag = block.get("lag_us") or {}
+    parts: list[str] = []
+    if lag.get("count"):
+        parts.append(f"storage hop (Kafka append -> row visible) P99 {_ms(lag['p99'])}")
+        wait = (block.get("wait_us") or {}).get("p99")
+        insert = (block.get("insert_us") or {}).get("p99")
+        if wait is not None and insert is not None:
+            batch_ms = block.get("batch_ms")
+            fetch = "" if batch_ms is None else f"; the batch waits {batch_ms:,} ms at most"
+            worst = (
+                "the ClickHouse insert"
+                if insert >= wait
+                else "waiting before the insert (the writer's Kafka fetch and its batch)"
+            )
+            parts.append(
+                f"most of it {worst} (P99s: wait {_ms(wait)}{fetch}, insert {_ms(insert)}; "
+                f"{block.get('batches', 0):,} batches of "
+                f"{block.get('records_per_batch') or 0:,.0f} records)"
+            )
+    rec = block.get("reconciliation") or {}
+    if rec:
+        if not rec.get("caught_up"):
+            behind = sum((rec.get("behind") or {}).values())
+            parts.append(f"the writer was {behind:,} records behind Kafka's end offsets")
+        mismatch = rec.get("mismatch", 0)
+        state = (
+            "reconciled"
+            if mismatch == 0
+            else f"{-mismatch:,} rows missing"
+            if mismatch < 0
+            else f"{mismatch:,} rows too many"
+        )
+        parts.append(
+            f"ClickHouse {rec.get('rows_final', 0):,} rows after FINAL for "
+            f"{rec.get('kafka_records', 0):,} Kafka records ({state}; "
+            f"{rec.get('duplicates_collapsed', 0):,} duplicates collapsed)"
+        )
+    return parts
+
+
 def diagnose(e: HoldEvidence) -> Diagnosis:
     """The hold's diagnosis line (module docstring)."""
     total = e.total
+    storage = _storage_evidence(e)
     lost = _loss_evidence(e)
+    if e.storage_broken:  # the storage hop failed the hold: say so first
+        lost = [*storage, *lost]
+        storage = []
     tail: list[str] = []
     if e.delivery is not None and e.delivery.count:
         tail.append(
             f"harness consumer (delivery, not in the SUT's figures) P99 {_ms(e.delivery.p99)}"
         )
+    tail += storage
     if e.judgement is not None and e.judgement.saturated:
         tail.append(e.judgement.message)
     if total is None or total.count == 0:

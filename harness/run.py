@@ -75,12 +75,14 @@ from harness.results.report import write_report
 from harness.results.summary import (
     RESOURCES_JSONL,
     SummaryWriter,
+    histogram_figures,
     run_metadata,
     stage_entry,
     write_atomic,
 )
 from harness.sampler import ResourceSample, ResourceSampler
 from harness.scenario import ReferenceSut, Scenario
+from harness.storage_writer import StorageHold, StorageWriter, storage_json
 from harness.sut.base import KafkaEndpoints, SutError, start_process, stop_process
 from harness.sut.command import command_values, expand_text
 from harness.sut.factory import make_sut
@@ -98,6 +100,7 @@ from harness.thresholds import (
     LagPercentiles,
     StageEvaluation,
     StageMeasurement,
+    StorageFigures,
     ThresholdResult,
     Verdict,
     early_abort_reason,
@@ -145,6 +148,7 @@ class RunContext:
     kafka: LocalKafka | None = None
     bootstrap: str = ""
     redis: LocalRedis | None = None
+    storage: StorageWriter | None = None
     feed: FeedSimProcess | None = None
     sut: Any = None
     collector: CollectorProcess | None = None
@@ -171,6 +175,8 @@ class RunContext:
             steps.append(lambda: self.collector.stop(timeout_s=30) if self.collector else None)
         if self.sut is not None:
             steps.append(lambda: self.sut.stop(timeout_s=60))
+        if self.storage is not None:  # after the SUT: it writes what the SUT sent last
+            steps.append(self.storage.stop)
         if self.feed is not None:
             steps.append(self.feed.stop)
         if self.redis is not None:
@@ -299,6 +305,41 @@ class HarnessRun:
         )
         return state.url
 
+    def _start_storage(self, topics: list[str]) -> None:
+        """`ingest clickhouse-writer` on the SUT's topics (scenario `storage`), before the SUT
+        starts, so the storage hop covers every record."""
+        storage = StorageWriter(self.scenario.storage, self.run_dir)
+        self.ctx.storage = storage
+        with self.console.status(f"starting the ClickHouse writer ({storage.target})..."):
+            storage.start(self.ctx.bootstrap, topics)
+        self.summary.add_event("storage_ready", pid=storage.pid, clickhouse=storage.target)
+        config = self.scenario.storage
+        self.summary.set_run_field(
+            "storage",
+            {
+                "clickhouse": storage.target,
+                "database": config.database,
+                "batch_size": config.batch_size,
+                "batch_ms": config.batch_ms,
+                "topics": topics,
+            },
+        )
+
+    def _storage_hold(self, label: str) -> StorageHold | None:
+        """The writer's figures of the hold after its reconcile (None without `storage`, or
+        when the writer failed: said once as event `storage_failed`)."""
+        storage = self.ctx.storage
+        if storage is None:
+            return None
+        try:
+            with self.console.status(f"{label}: reconciling ClickHouse with Kafka..."):
+                return storage.reconcile(label)
+        except (SutError, InfraError) as exc:
+            alive = storage.alive()
+            self.summary.add_event("storage_failed", label=label, error=str(exc), alive=alive)
+            self.console.print(f"[red]{label}: the ClickHouse writer failed:[/] {exc}")
+            return None
+
     def _redis_figures(self, label: str, scrapes: list[Scrape]) -> dict[str, Any] | None:
         """The hold's Redis figures: used memory now, the core's snapshot figures over the
         hold; a redis-server that died is said once (event `redis_died`)."""
@@ -397,6 +438,8 @@ class HarnessRun:
         self.ctx.sut = sut
         if infra.redis:
             sut.redis_url = self._start_redis()
+        if self.scenario.storage.enabled:
+            self._start_storage(sut.topics())
         workers = self.scenario.collector.workers
         what = f"the distributed collector ({workers} Locust workers)" if workers else "collector"
         with self.console.status(f"starting {what}..."):
@@ -480,6 +523,9 @@ class HarnessRun:
             parts["feed_sim"] = Part([feed.pid])
         if sut is not None:
             parts["sut"] = Part(sut.pids, harness=False)
+        storage = self.ctx.storage
+        if storage is not None and storage.pid is not None:  # the sink is in the pipeline
+            parts["clickhouse_writer"] = Part([storage.pid], harness=False)
         if self.ctx.kafka is not None:
             state = self.ctx.kafka.load_state()
             for node in state.nodes if state is not None else []:
@@ -618,12 +664,14 @@ class HarnessRun:
         elif isinstance(action, StartMeasuring):
             feed.control.stage(action.label)
             collector.stage(action.label)
+            self._storage_window(action.label, start=True)
             self._collector_at_start[action.label] = collector.counters()
             self.measuring = action.label
             since = (self.clock_ns() - self.run_start_ns) / 1e9
             self.console.print(f"{action.label}: measuring, {since:.0f} s after the run started")
         elif isinstance(action, StopMeasuring):
             feed.control.stage(f"{action.label}-after")
+            self._storage_window(action.label, start=False)
             # The collector reads with throughput settings: records appended before now reach
             # it up to its delivery hop later. Close its stage once it has read every record
             # appended up to DRAIN_MARGIN_NS after now (what the SUT had in hand, appended).
@@ -640,6 +688,19 @@ class HarnessRun:
         elif isinstance(action, RunHook):
             self._run_hook(action)
         return []
+
+    def _storage_window(self, label: str, *, start: bool) -> None:
+        """Open (close) the writer's window of records appended during the hold."""
+        storage = self.ctx.storage
+        if storage is None or not storage.alive():
+            return
+        try:
+            if start:
+                storage.open_window(label, self.clock_ns())
+            else:
+                storage.close_window(label, self.clock_ns())
+        except SutError as exc:
+            self.summary.add_event("storage_failed", label=label, error=str(exc))
 
     def _l2_weights(self, symbols: list[str]) -> dict[str, float]:
         tiers = self.scenario.feed.level2_tier_weights
@@ -681,7 +742,8 @@ class HarnessRun:
             else None
         )
         loss = compare(snapshot.completeness, sent, in_flight_s=in_flight_s)
-        measurement = self._measurement(action, snapshot, sent, resources, loss)
+        storage = self._storage_hold(action.label)
+        measurement = self._measurement(action, snapshot, sent, resources, loss, storage)
         evaluation = evaluate(measurement, self.scenario.thresholds)
         evaluation = testbed.apply(evaluation, judgement, self.scenario.test_bed)
         if self.sut_dead:
@@ -704,11 +766,15 @@ class HarnessRun:
                 judgement=judgement,
                 loss=loss.to_json() if loss.lost_beyond_tolerance else None,
                 sut_dropping=dropping_counters(scrapes),
+                storage=None
+                if storage is None
+                else storage_json(storage, self.scenario.storage.batch_ms),
+                storage_broken=[n for n in evaluation.broken if n.startswith("storage")],
             )
         )
         self._record_stage(
             plan, action, snapshot, sent, resources, evaluation, loss, diagnosis, test_bed,
-            measurement.expected_messages,
+            measurement.expected_messages, storage,
         )  # fmt: skip
         self._keep_sut_metrics(action.label, samples)
         return list(plan.submit(evaluation.verdict, evaluation.broken, evaluation.inconclusive))
@@ -742,6 +808,7 @@ class HarnessRun:
         sent: Any,
         resources: dict[str, Any],
         loss: LossReport,
+        storage: StorageHold | None,
     ) -> StageMeasurement:
         measure = snapshot.measure
         pct = measure.percentiles()
@@ -778,9 +845,23 @@ class HarnessRun:
                 achieved_rate_ratio=achieved_ratio,
                 generator_lateness_p99_us=late["p99"] if late["count"] else None,
                 expected_messages=expected,
+                storage=self._storage_figures(storage),
             )
             if duration_s
             else StageMeasurement(action.label, None)
+        )
+
+    def _storage_figures(self, storage: StorageHold | None) -> StorageFigures | None:
+        """The hold's storage figures to judge (None without `storage`)."""
+        if self.ctx.storage is None:
+            return None
+        if storage is None:  # the writer failed: judged as not measured
+            return StorageFigures(lag=None, caught_up=None, mismatch=None)
+        figures = hdr.percentiles(storage.storage)
+        return StorageFigures(
+            lag=LagPercentiles.from_dict(figures) if figures["count"] else None,
+            caught_up=storage.reconciliation.caught_up,
+            mismatch=storage.reconciliation.mismatch,
         )
 
     def _record_stage(
@@ -795,6 +876,7 @@ class HarnessRun:
         diagnosis: Diagnosis,
         test_bed: TestBedLoad,
         expected_messages: int | None,
+        storage: StorageHold | None = None,
     ) -> None:
         verdicts = [dataclasses.asdict(r) for r in evaluation.results]
         duration_s = ((sent.ended_ns or self.clock_ns()) - sent.started_ns) / 1e9
@@ -825,7 +907,20 @@ class HarnessRun:
         )
         entry["diagnosis"] = diagnosis.to_json()
         entry["lag_basis"] = {**snapshot.measure.basis, "note": self.lag_basis.get("note")}
-        self.summary.add_stage(entry, snapshot.measure.histograms)
+        histograms = dict(snapshot.measure.histograms)
+        if self.ctx.storage is not None:
+            entry["storage"] = (
+                None if storage is None else storage_json(storage, self.scenario.storage.batch_ms)
+            )
+        if storage is not None:
+            written = {
+                "storage": storage.storage,
+                "storage_wait": storage.wait,
+                "storage_insert": storage.insert,
+            }
+            histograms |= written
+            entry["latency_us"] |= {name: histogram_figures(h) for name, h in written.items()}
+        self.summary.add_stage(entry, histograms)
         for tag_suffix, name in (("", "total"), ("-uncorrected", "total_uncorrected")):
             # The measure accumulates every sealed interval of the stage, whatever snapshots
             # (early-abort checks) were taken before this one.

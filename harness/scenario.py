@@ -388,6 +388,40 @@ class InfraConfig(_Strict):
         return None if value is None else broker_profile(value).name
 
 
+STORAGE_URL_SCHEMES = ("http://", "https://", "clickhouse://")
+
+
+class StorageConfig(_Strict):
+    """The ClickHouse sink as a measured hop: `ingest clickhouse-writer` runs beside the SUT
+    on its topics, each hold records the `storage` hop (Kafka append -> row visible) and
+    reconciles the tables' rows after FINAL with the records Kafka holds."""
+
+    clickhouse: str | None = None
+    """None: no storage hop. "embedded": the chdb engine, data in `<run>/clickhouse`. An
+    http(s):// or clickhouse:// URL: that ClickHouse server."""
+    database: str = Field(default="market", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    batch_size: int = Field(default=5000, gt=0)
+    """Rows per insert at most (the writer's --batch-size)."""
+    batch_ms: int = Field(default=200, gt=0)
+    """A batch is written at the latest this long after its first record (--batch-ms)."""
+    reconcile_timeout_s: float = Field(default=60.0, gt=0)
+    """At a hold's end: how long the writer may take to reach Kafka's end offsets."""
+
+    @field_validator("clickhouse")
+    @classmethod
+    def _target(cls, value: str | None) -> str | None:
+        if value is None or value == "embedded" or value.startswith(STORAGE_URL_SCHEMES):
+            return value
+        raise ValueError(
+            f"{value!r} is neither 'embedded' nor a ClickHouse URL "
+            f"({', '.join(STORAGE_URL_SCHEMES)})"
+        )
+
+    @property
+    def enabled(self) -> bool:
+        return self.clickhouse is not None
+
+
 class Stage(_Strict):
     """One ramp stage: how many symbols, warm-up (not measured) and hold (measured)."""
 
@@ -422,6 +456,12 @@ class Thresholds(_Strict):
     network_lag_p99_ms: float | None = Field(default=None, gt=0)
     processing_lag_p99_ms: float | None = Field(default=None, gt=0)
     kafka_lag_p99_ms: float | None = Field(default=None, gt=0)
+    storage_lag_p95_ms: float | None = Field(default=None, gt=0)
+    storage_lag_p99_ms: float | None = Field(default=None, gt=0)
+    """With `storage`: the storage hop (Kafka append -> row visible in ClickHouse)."""
+    storage_rows_mismatch_max: int = Field(default=0, ge=0)
+    """With `storage`: at a hold's end the rows after FINAL may differ from the records Kafka
+    holds (less malformed ones) by at most this many."""
     sut_rss_gb: float | None = Field(default=TARGET_MEMORY_GB, gt=0)
     network_mbps_max: float | None = Field(default=None, gt=0)
     loss_ratio_max: float = Field(default=0.0, ge=0, le=1)
@@ -532,6 +572,7 @@ class Scenario(_Strict):
     feed: FeedConfig = FeedConfig()
     sut: SutConfig = ReferenceSut()
     infra: InfraConfig = InfraConfig()
+    storage: StorageConfig = StorageConfig()
     stages: list[Stage] = Field(default_factory=_default_stages, min_length=1)
     thresholds: Thresholds = Thresholds()
     rollback: RollbackConfig = RollbackConfig()

@@ -18,6 +18,11 @@ Lag limits apply to the CO-corrected total / per-hop percentiles and pass when m
 strictly below the limit (the review's "P95 < 50 ms"); maxima (RSS, Mbps, loss, duplicates)
 pass when measured <= limit. RSS limits are GiB (2**30 bytes).
 
+With the scenario's `storage` (the ClickHouse writer as a measured hop, harness.storage_writer)
+a hold is also judged on the storage hop's P95/P99 (when set), on the writer reaching Kafka's
+end offsets (`storage_caught_up`) and on the rows after FINAL matching Kafka's records
+(`storage_rows_mismatch_max`); a writer that gave no figures fails them as not measured.
+
 Early abort ("lost beyond doubt", like a delayed abort): during a hold, a percentile limit
 P_q can no longer be met once more samples are already above the limit than (1 - q) of the
 most the stage can end with. With E = the stage's EXPECTED messages (rate x symbols x hold_s)
@@ -30,6 +35,7 @@ completely is caught too. See `beyond_doubt()` and `early_abort_reason()`.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
@@ -73,6 +79,16 @@ class LagPercentiles:
 
 
 @dataclass(frozen=True, slots=True)
+class StorageFigures:
+    """The storage hop of a hold and its reconciliation (None figures: the writer failed)."""
+
+    lag: LagPercentiles | None
+    caught_up: bool | None
+    mismatch: int | None
+    """Rows after FINAL minus the records Kafka holds (less malformed ones)."""
+
+
+@dataclass(frozen=True, slots=True)
 class StageMeasurement:
     """What was measured during one stage's hold (None = not measured)."""
 
@@ -89,6 +105,8 @@ class StageMeasurement:
     achieved_rate_ratio: float | None = None
     generator_lateness_p99_us: int | None = None
     expected_messages: int | None = None
+    storage: StorageFigures | None = None
+    """With the scenario's `storage`: the ClickHouse hop and reconciliation (None = off)."""
 
     @property
     def samples(self) -> int:
@@ -181,6 +199,47 @@ def _lag(
     )
 
 
+def _storage(figures: StorageFigures, t: Thresholds) -> list[ThresholdResult]:
+    """The storage hop's limits, whether the writer kept up and the row reconciliation."""
+    results = [
+        _lag(name, figures.lag, attr, limit, "storage")
+        for name, limit, attr in (
+            ("storage_lag_p95_ms", t.storage_lag_p95_ms, "p95"),
+            ("storage_lag_p99_ms", t.storage_lag_p99_ms, "p99"),
+        )
+        if limit is not None
+    ]
+    kept_up = figures.caught_up is True
+    results.append(
+        ThresholdResult(
+            "storage_caught_up",
+            Verdict.PASS if kept_up else Verdict.FAIL,
+            1.0 if kept_up else 0.0,
+            1.0,
+            "",
+            "the ClickHouse writer reached Kafka's end offsets"
+            if kept_up
+            else "the ClickHouse writer did not reach Kafka's end offsets in time"
+            if figures.caught_up is False
+            else "the ClickHouse writer did not answer",
+        )
+    )
+    mismatch = None if figures.mismatch is None else abs(figures.mismatch)
+    result = _maximum(
+        "storage_rows_mismatch_max",
+        None if mismatch is None else float(mismatch),
+        float(t.storage_rows_mismatch_max),
+        "rows",
+    )
+    if figures.mismatch is not None and figures.mismatch != 0:
+        what = "missing" if figures.mismatch < 0 else "more than Kafka holds"
+        result = dataclasses.replace(
+            result, message=f"{result.message} ({mismatch:,} rows {what} after FINAL)"
+        )
+    results.append(result)
+    return results
+
+
 def generator_guard(m: StageMeasurement, t: Thresholds) -> list[ThresholdResult]:
     """The two generator checks; INCONCLUSIVE (not FAIL) when the generator fell behind."""
     results: list[ThresholdResult] = []
@@ -250,6 +309,8 @@ def evaluate(m: StageMeasurement, t: Thresholds) -> StageEvaluation:
         results.append(_maximum("sut_rss_gb", rss, t.sut_rss_gb, "GiB"))
     if t.network_mbps_max is not None:
         results.append(_maximum("network_mbps_max", m.network_mbps, t.network_mbps_max, "Mbps"))
+    if m.storage is not None:
+        results += _storage(m.storage, t)
     results.append(_maximum("loss_ratio_max", m.loss_ratio, t.loss_ratio_max, "ratio"))
     results.append(_maximum("duplicates_max", float(m.duplicates), t.duplicates_max, "records"))
     if guard_tripped:

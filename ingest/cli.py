@@ -142,6 +142,21 @@ def run(
 @click.option("--database", default="market", show_default=True)
 @click.option("--batch-size", default=5000, show_default=True, type=int)
 @click.option("--batch-ms", default=200, show_default=True, type=int)
+@click.option(
+    "--topic",
+    "topics",
+    multiple=True,
+    help="A topic to consume (repeatable); replaces the three --topic-prefix topics.",
+)
+@click.option("--metrics-host", default="127.0.0.1", show_default=True)
+@click.option(
+    "--metrics-port",
+    type=int,
+    default=None,
+    help="Serve /metrics (storage hop, counters) and the harness's control routes "
+    "(/admin/window, /admin/reconcile) here; 0 = any free port. Default: off.",
+)
+@click.option("-v", "--verbose", count=True)
 def clickhouse_writer(
     bootstrap: str,
     clickhouse: str | None,
@@ -150,11 +165,22 @@ def clickhouse_writer(
     database: str,
     batch_size: int,
     batch_ms: int,
+    topics: tuple[str, ...],
+    metrics_host: str,
+    metrics_port: int | None,
+    verbose: int,
 ) -> None:
     """Consume the feed topics into the ClickHouse tick and depth tables (at-least-once,
-    duplicates collapse by (symbol, time, sequence))."""
+    duplicates collapse by (symbol, time, sequence)).
+
+    Each batch's storage hop (Kafka append -> rows visible) is measured; see --metrics-port.
+    """
     from ingest.clickhouse_writer import main as writer_main
 
+    logging.basicConfig(
+        level=logging.WARNING - 10 * min(verbose, 2),
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+    )
     sys.exit(
         writer_main(
             bootstrap,
@@ -164,6 +190,9 @@ def clickhouse_writer(
             database=database,
             batch_size=batch_size,
             batch_ms=batch_ms,
+            topics=topics,
+            metrics_host=metrics_host,
+            metrics_port=metrics_port,
         )
     )
 

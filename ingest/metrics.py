@@ -17,7 +17,9 @@ Owns:
   `GET /metrics` (Prometheus text format 0.0.4, lag summaries with quantiles
   0.5/0.95/0.99/0.999 from the histograms), `GET /healthz`, `GET /admin/state`,
   `GET /admin/books` (every symbol's Level 1 and book snapshot, as written to Redis) and
-  `POST /admin/symbols` (a JSON list of symbols handed to a callback).
+  `POST /admin/symbols` (a JSON list of symbols handed to a callback), plus any POST routes
+  a process adds (`post_routes`: JSON body in, JSON reply out; the ClickHouse writer's
+  /admin/window and /admin/reconcile). A route's ValueError is the caller's fault (HTTP 400).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -435,6 +437,14 @@ def _format_value(value: float) -> str:
 
 SymbolsCallback = Callable[[list[str]], Mapping[str, Any]]
 JsonCallback = Callable[[], Mapping[str, Any]]
+PostCallback = Callable[[Any], Mapping[str, Any]]
+"""A POST route: the decoded JSON body in, the JSON reply out (ValueError: HTTP 400)."""
+
+
+class RendersMetrics(Protocol):
+    """What `MetricsServer` serves on /metrics: `IngestMetrics` or a process's own figures."""
+
+    def render(self, extra: Iterable[MetricFamily] = ()) -> str: ...
 
 
 class MetricsServer:
@@ -442,7 +452,7 @@ class MetricsServer:
 
     def __init__(
         self,
-        metrics: IngestMetrics,
+        metrics: RendersMetrics,
         host: str = "127.0.0.1",
         port: int = 9108,
         *,
@@ -451,9 +461,11 @@ class MetricsServer:
         health: JsonCallback | None = None,
         extra_metrics: Callable[[], Iterable[MetricFamily]] | None = None,
         books: JsonCallback | None = None,
+        post_routes: Mapping[str, PostCallback] | None = None,
     ) -> None:
         self.metrics = metrics
         self.on_symbols = on_symbols
+        self.post_routes = dict(post_routes or {})
         self.state = state
         self.books = books
         self.health = health
@@ -524,24 +536,35 @@ def _handler_class(server: MetricsServer) -> type[BaseHTTPRequestHandler]:
 
         def do_POST(self) -> None:
             path = self.path.split("?", 1)[0]
-            if path != "/admin/symbols" or server.on_symbols is None:
+            route = server.post_routes.get(path)
+            symbols_route = path == "/admin/symbols" and server.on_symbols is not None
+            if route is None and not symbols_route:
                 self._json(404, {"error": f"no such endpoint: POST {path}"})
                 return
             length = int(self.headers.get("Content-Length") or 0)
             if length > MAX_BODY_BYTES:
                 self._json(413, {"error": f"body over {MAX_BODY_BYTES} bytes"})
                 return
+            body = self.rfile.read(length)
             try:
-                symbols = parse_symbols_body(self.rfile.read(length))
+                if route is not None:
+                    payload = json.loads(body or b"null")
+                    self._call(lambda: route(payload))
+                    return
+                symbols = parse_symbols_body(body)
             except ValueError as exc:
                 self._json(400, {"error": str(exc)})
                 return
             callback = server.on_symbols
+            assert callback is not None
             self._call(lambda: callback(symbols))
 
         def _call(self, fn: JsonCallback) -> None:
             try:
                 result = fn()
+            except ValueError as exc:  # the request's fault
+                self._json(400, {"error": str(exc)})
+                return
             except Exception as exc:  # the admin callback's failure goes back to the caller
                 log.exception("admin callback failed")
                 self._json(500, {"error": f"{type(exc).__name__}: {exc}"})

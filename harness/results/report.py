@@ -75,6 +75,50 @@ class HoldRow:
     snapshot_write_ms: float | None = None
 
 
+@dataclass(frozen=True)
+class StorageRow:
+    """One hold's ClickHouse sink (scenario `storage`): the storage hop and reconciliation."""
+
+    label: str
+    p99_ms: float | None
+    wait_p99_ms: float | None
+    insert_p99_ms: float | None
+    batches: int | None
+    kafka_records: int | None
+    rows_final: int | None
+    collapsed: int | None
+    state: str
+    """"reconciled", "N rows missing", "N rows too many", "writer behind" or "no figures"."""
+
+
+def _storage_row(stage: Mapping[str, Any]) -> StorageRow | None:
+    if "storage" not in stage:
+        return None
+    label = str(stage.get("label") or f"stage-{stage.get('index')}")
+    block = stage.get("storage") or {}
+    rec = block.get("reconciliation") or {}
+    mismatch = int(rec.get("mismatch") or 0)
+    if not block:
+        state = "no figures (the writer failed)"
+    elif not rec.get("caught_up"):
+        state = "writer behind Kafka"
+    elif mismatch == 0:
+        state = "reconciled"
+    else:
+        state = f"{-mismatch:,} rows missing" if mismatch < 0 else f"{mismatch:,} rows too many"
+    return StorageRow(
+        label=label,
+        p99_ms=_ms((block.get("lag_us") or {}).get("p99")),
+        wait_p99_ms=_ms((block.get("wait_us") or {}).get("p99")),
+        insert_p99_ms=_ms((block.get("insert_us") or {}).get("p99")),
+        batches=block.get("batches"),
+        kafka_records=rec.get("kafka_records"),
+        rows_final=rec.get("rows_final"),
+        collapsed=rec.get("duplicates_collapsed"),
+        state=state,
+    )
+
+
 def _mb(value: Any) -> float | None:
     return None if value is None else float(value) / 2**20
 
@@ -96,6 +140,7 @@ class Report:
     """Plots not drawn, and why (their input was not written)."""
     feed_data: dict[str, Any] | None = None
     """`harness validate-data`'s result on the run's feed (summary.json run.feed_data)."""
+    storage: list[StorageRow] = field(default_factory=list)
 
 
 def load_summary(run_dir: Path) -> dict[str, Any]:
@@ -256,6 +301,7 @@ def build_report(run_dir: Path) -> Report:
         signoff=_signoff(document),
         plots=sorted((run_dir / PLOTS_DIR).glob("*.png"), key=plot_order),
         feed_data=(document.get("run") or {}).get("feed_data"),
+        storage=[row for s in stages if (row := _storage_row(s)) is not None],
     )
 
 
@@ -340,6 +386,21 @@ def render_markdown(report: Report, run_dir: Path) -> str:
             f"| {h.label} | {_num(h.rss_mb)} | {_num(h.book_mb, 2)} | {_num(h.feed_mbps)} | "
             f"{_num(h.redis_mb, 2)} | {_num(h.snapshot_write_ms)} |"
         )
+    if report.storage:
+        lines += [
+            "",
+            "## Storage (Kafka append -> row visible in ClickHouse)",
+            "",
+            "| hold | storage P99 ms | wait P99 ms | insert P99 ms | batches | Kafka records | "
+            "rows after FINAL | duplicates collapsed | reconciliation |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        for st in report.storage:
+            lines.append(
+                f"| {st.label} | {_num(st.p99_ms)} | {_num(st.wait_p99_ms)} | "
+                f"{_num(st.insert_p99_ms)} | {_count(st.batches)} | {_count(st.kafka_records)} | "
+                f"{_count(st.rows_final)} | {_count(st.collapsed)} | {st.state} |"
+            )
     if report.feed_data and "findings" in report.feed_data:
         from harness.datacheck.validate import markdown as feed_section
 
@@ -402,6 +463,15 @@ img{max-width:100%;border:1px solid #ddd;margin:.5em 0}
 <td>{{ num(h.book_mb, 2) }}</td><td>{{ num(h.feed_mbps) }}</td><td>{{ num(h.redis_mb, 2) }}</td>
 <td>{{ num(h.snapshot_write_ms) }}</td></tr>
 {% endfor %}</table>
+{% if r.storage %}<h2>Storage (Kafka append -&gt; row visible in ClickHouse)</h2>
+<table><tr><th>hold</th><th>storage P99 ms</th><th>wait P99 ms</th><th>insert P99 ms</th>
+<th>batches</th><th>Kafka records</th><th>rows after FINAL</th><th>duplicates collapsed</th>
+<th>reconciliation</th></tr>
+{% for st in r.storage %}<tr><td>{{ st.label }}</td><td>{{ num(st.p99_ms) }}</td>
+<td>{{ num(st.wait_p99_ms) }}</td><td>{{ num(st.insert_p99_ms) }}</td>
+<td>{{ count(st.batches) }}</td><td>{{ count(st.kafka_records) }}</td>
+<td>{{ count(st.rows_final) }}</td><td>{{ count(st.collapsed) }}</td><td>{{ st.state }}</td></tr>
+{% endfor %}</table>{% endif %}
 {% if r.feed_data and not r.feed_data.findings is defined %}<h2>Feed data legitimacy</h2>
 <p>not checked: {{ r.feed_data.error }}</p>{% endif %}
 {% if r.feed_data and r.feed_data.findings is defined %}<h2>Feed data legitimacy</h2>

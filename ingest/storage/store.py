@@ -22,15 +22,18 @@ backend-neutral, and nanosecond-exact, select times as integers:
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Final, Protocol, TypedDict
 from urllib.parse import urlsplit, urlunsplit
 
 import clickhouse_connect
+import msgspec
 from chdb.state.sqlitelike import Connection as ChdbConnection
 from chdb.state.sqlitelike import connect as chdb_connect
 from clickhouse_connect.driver.exceptions import ClickHouseError
@@ -51,6 +54,7 @@ DEFAULT_DATA_DIR: Final = Path(".cache/clickhouse")
 SERVER_URL_SCHEMES: Final = ("http://", "https://", "clickhouse://")
 DEFAULT_CONNECT_TIMEOUT_S: Final = 3.0
 DEFAULT_SEND_RECEIVE_TIMEOUT_S: Final = 30.0
+_JSON_ENCODER: Final = msgspec.json.Encoder()
 
 
 class ClickHouseUnavailableError(ConnectionError):
@@ -107,15 +111,16 @@ class ChdbBackend:
     def insert_rows(
         self, table: str, column_names: Sequence[str], rows: Sequence[Sequence[Any]]
     ) -> int:
-        """Stream ``rows`` as JSONEachRow into ``table``; return the rows written."""
+        """Stream ``rows`` as JSONCompactEachRow into ``table``; return the rows written.
+
+        One JSON array per row in ``column_names`` order (msgspec: exact 64-bit integers).
+        """
         if not rows:
             return 0
-        body = "".join(
-            json.dumps(dict(zip(column_names, row, strict=True)), allow_nan=False) + "\n"
-            for row in rows
-        )
+        encode = _JSON_ENCODER.encode
+        body = b"\n".join([encode(row) for row in rows]).decode("utf-8") + "\n"
         statement = f"INSERT INTO {table} ({', '.join(column_names)})"
-        with self._open().send_insert(statement, "JSONEachRow") as inserter:
+        with self._open().send_insert(statement, "JSONCompactEachRow") as inserter:
             inserter.append(body)
             written: int = inserter.finish().rows_written
         return written
@@ -288,26 +293,51 @@ class ClickHouseStore:
         return f"{self.database}.{validate_identifier(table, 'table name')}"
 
     def _insert(self, spec: TableSpec, rows: Iterable[Mapping[str, Any]]) -> int:
-        columns = [column for column in spec.columns if not column.derived]
-        values = [_row_values(spec, row) for row in rows]
-        return self.backend.insert_rows(
-            self._qualified(spec.name), [column.name for column in columns], values
-        )
+        layout = _insert_layout(spec)
+        values = [layout.values(row) for row in rows]
+        return self.backend.insert_rows(self._qualified(spec.name), layout.names, values)
 
 
-def _row_values(spec: TableSpec, row: Mapping[str, Any]) -> tuple[Any, ...]:
-    """The row's values in insert order, after checking its keys against the table."""
-    unknown = set(row) - set(spec.column_names)
-    if unknown:
-        raise ValueError(f"unknown {spec.name} columns: {sorted(unknown)}")
-    derived = sorted(name for name in row if spec.column(name).derived)
-    if derived:
-        raise ValueError(f"{spec.name} columns {derived} are computed by ClickHouse; omit them")
-    missing = sorted(c.name for c in spec.columns if c.required and c.name not in row)
-    if missing:
-        raise ValueError(f"{spec.name} row lacks required columns {missing}")
-    return tuple(
-        row.get(column.name, _zero(column.type)) for column in spec.columns if not column.derived
+@dataclass(frozen=True)
+class _InsertLayout:
+    """What checking and ordering a row of one table needs, worked out once per table."""
+
+    table: str
+    names: tuple[str, ...]
+    """The inserted (not derived) columns, in table order."""
+    zeros: tuple[Any, ...]
+    known: frozenset[str]
+    derived: frozenset[str]
+    required: frozenset[str]
+
+    def values(self, row: Mapping[str, Any]) -> tuple[Any, ...]:
+        """The row's values in insert order, after checking its keys against the table."""
+        keys = row.keys()
+        if not keys <= self.known:
+            unknown = sorted(set(keys) - self.known)
+            raise ValueError(f"unknown {self.table} columns: {unknown}")
+        if not keys.isdisjoint(self.derived):
+            derived = sorted(self.derived & set(keys))
+            raise ValueError(
+                f"{self.table} columns {derived} are computed by ClickHouse; omit them"
+            )
+        if not self.required <= keys:
+            missing = sorted(self.required - set(keys))
+            raise ValueError(f"{self.table} row lacks required columns {missing}")
+        get = row.get
+        return tuple([get(name, zero) for name, zero in zip(self.names, self.zeros, strict=True)])
+
+
+@functools.cache
+def _insert_layout(spec: TableSpec) -> _InsertLayout:
+    inserted = [column for column in spec.columns if not column.derived]
+    return _InsertLayout(
+        table=spec.name,
+        names=tuple(column.name for column in inserted),
+        zeros=tuple(_zero(column.type) for column in inserted),
+        known=frozenset(spec.column_names),
+        derived=frozenset(c.name for c in spec.columns if c.derived),
+        required=frozenset(c.name for c in spec.columns if c.required),
     )
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
+from hdrh.histogram import HdrHistogram
 
 from ingest.clickhouse_writer import ClickHouseWriter
 from ingest.kafka_out import KafkaOutput, topic_names
@@ -74,6 +75,9 @@ class FlakyStore:
 
     def insert_depth(self, rows: Iterable[Mapping[str, Any]]) -> int:
         return self.store.insert_depth(rows)
+
+    def count(self, table: str, *, final: bool = False) -> int:
+        return self.store.count(table, final=final)
 
 
 @pytest.fixture(scope="module")
@@ -191,3 +195,55 @@ def test_rows_land_with_lags_then_redelivery_collapses(
             " GROUP BY symbol, sequence HAVING c > 1"
         )
         assert dupes == []
+
+
+def test_reconcile_waits_for_the_offsets_and_counts_after_final(
+    feed_topics: str, produced: list[FeedRecord], store: ClickHouseStore
+) -> None:
+    """A cut from another thread: answered once the writer consumed up to Kafka's end
+    offsets, with every record's storage hop in the window and the rows after FINAL."""
+    n = len(produced)
+    consumer = Consumer({"bootstrap.servers": feed_topics, "group.id": "ends"})
+    try:
+        targets = {}
+        for topic in topic_names().values():
+            for partition in consumer.list_topics(topic, timeout=30).topics[topic].partitions:
+                low, high = consumer.get_watermark_offsets(
+                    TopicPartition(topic, partition), timeout=30
+                )
+                if high > low:
+                    targets[(topic, partition)] = high
+    finally:
+        consumer.close()
+    assert sum(targets.values()) == n + 1  # the records and the garbage line
+
+    writer = ClickHouseWriter.connect(feed_topics, store, group_id="writer-c", batch_ms=50)
+    writer.lag.open("everything", 0)
+    stop = threading.Event()
+    thread = threading.Thread(target=writer.run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        reply = writer.reconcile(targets, timeout_s=60, label="everything")
+        late = writer.reconcile({(topic_names()["trade"], 0): 10**9}, timeout_s=0.5)
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+    assert reply["caught_up"] is True and reply["behind"] == {}
+    assert sum(sum(p.values()) for p in reply["positions"].values()) == n + 1
+    assert reply["rows"]["ticks"] == {"raw": n * 2 // 3, "final": n * 2 // 3}
+    assert reply["rows"]["depth"] == {"raw": n // 3, "final": n // 3}
+    assert reply["stats"]["malformed"] == 1
+    window = reply["window"]
+    assert window["records"] == n and window["batches"] >= 1  # malformed lines are no rows
+    storage = HdrHistogram.decode(window["storage"])
+    assert storage.get_total_count() == n
+    # Appended before the writer started, visible after its insert: positive, under a minute.
+    assert 0 < storage.get_min_value() <= storage.get_max_value() < 60_000_000
+    assert HdrHistogram.decode(window["insert"]).get_total_count() == window["batches"]
+    # An offset never reached: answered at the deadline, saying how far behind.
+    assert late["caught_up"] is False
+    assert late["behind"] == {
+        f"{topic_names()['trade']}[0]": 10**9
+        - reply["positions"][topic_names()["trade"]].get("0", 0)
+    }
+    assert late["window"] is None

@@ -57,9 +57,18 @@ def test_every_shipped_scenario_loads(path: Path) -> None:
 def test_ramp_495_is_the_schema_defaults_and_the_production_targets() -> None:
     ramp = load_scenario(SCENARIOS / "ramp_495.yaml")
     default = Scenario(name="ramp_495", description=ramp.description)
-    # Apart from the Level 2 share of the 100 msg/s and Redis, the defaults.
-    assert ramp.model_copy(update={"feed": default.feed, "infra": default.infra}) == default
+    # Apart from the Level 2 share of the 100 msg/s, Redis and the storage hop, the defaults.
+    plain = {
+        "feed": default.feed,
+        "infra": default.infra,
+        "storage": default.storage,
+        "thresholds": ramp.thresholds.model_copy(
+            update={"storage_lag_p99_ms": None, "storage_rows_mismatch_max": 0}
+        ),
+    }
+    assert ramp.model_copy(update=plain) == default
     assert ramp.infra.redis and ramp.infra.model_copy(update={"redis": False}) == default.infra
+    assert ramp.storage.clickhouse == "embedded" and ramp.thresholds.storage_lag_p99_ms == 1000
     assert ramp.feed.level2_tier_weights == {1: 2.0, 2: 1.0, 3: 0.5}
     assert tuple(s.symbols for s in ramp.stages) == defaults.STAGES
     assert ramp.thresholds.total_lag_p95_ms == defaults.TARGET_P95_MS
