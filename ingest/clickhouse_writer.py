@@ -4,7 +4,8 @@ Owns the consumer loop that runs beside the core (its own process, its own consu
 the mapping of a `FeedRecord` to a table row, and the delivery guarantee:
 
 - records are batched (`batch_size` records or `batch_ms` after the first one was appended to
-  Kafka, whichever comes first) and inserted through `ingest.storage`; `written_ns` is stamped at insert;
+  Kafka, whichever comes first) and inserted through `ingest.storage`; `written_ns` is stamped
+  at insert;
 - offsets are committed only after the batch's inserts succeeded (at-least-once). A crash
   between insert and commit re-delivers the batch; the tables' `ReplacingMergeTree` key
   (symbol, time, sequence) collapses those duplicates on merge (`OPTIMIZE ... FINAL`/`FINAL`);
