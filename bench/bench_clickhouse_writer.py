@@ -36,7 +36,7 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from harness import hdr  # noqa: E402
+from contracts import hdr  # noqa: E402
 from harness.infra.kafka_local import LocalKafka  # noqa: E402
 from harness.infra.topics import ensure_topics, feed_topic_specs  # noqa: E402
 from harness.scenario import StorageConfig  # noqa: E402

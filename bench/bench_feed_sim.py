@@ -48,9 +48,9 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from contracts.hdr import percentiles  # noqa: E402
+from contracts.sent import StageCounters  # noqa: E402
 from feed_sim.control_client import ControlClientError, FeedSimControl  # noqa: E402
-from feed_sim.stats import StageCounters  # noqa: E402
-from harness.hdr import percentiles  # noqa: E402
 
 CACHE = ROOT / ".cache" / "feed_sim"
 N_SYMBOLS = 495
@@ -261,7 +261,7 @@ def pacing_floor(seconds: float, line: bytes) -> tuple[dict[str, int], dict[str,
     3 ms by time.sleep, as feed_sim's pacer) and send FLOOR_LINES copies of `line` to a
     reading process; lateness = send returned - due. Returns (lateness percentiles, send
     call percentiles, steal %)."""
-    from harness.hdr import new_histogram, record_many
+    from contracts.hdr import new_histogram, record_many
 
     ctx = mp.get_context("spawn")
     ready = ctx.Event()

@@ -14,7 +14,7 @@ by PID at the end (also on failure):
 After a warm-up stage the measured stage runs for `--seconds`; the core's RSS is sampled once a
 second (psutil). Then the feed is paused, the core drained (SIGTERM: flush, `stopped` event) and
 every record is consumed back from Kafka: lags are computed exactly per record from its own
-fields (contract 3) and recorded into HDR histograms (harness.hdr, microseconds):
+fields (contract 3) and recorded into HDR histograms (contracts.hdr, microseconds):
 processing = produced_ns - recv_ns, network = recv_ns - exchange_ns (the intended send time),
 for the records received during the measured stage.
 
@@ -55,9 +55,9 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from contracts.hdr import new_histogram, percentiles, record_many  # noqa: E402
 from feed_sim.control_client import ControlClientError, FeedSimControl  # noqa: E402
 from harness.defaults import TARGET_MEMORY_GB  # noqa: E402
-from harness.hdr import new_histogram, percentiles, record_many  # noqa: E402
 from harness.infra.errors import InfraError  # noqa: E402
 from harness.infra.kafka_clients import consumer as kafka_consumer  # noqa: E402
 from harness.infra.kafka_clients import producer as kafka_producer  # noqa: E402

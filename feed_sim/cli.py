@@ -20,10 +20,10 @@ from rich.console import Console
 from rich.markup import escape
 from rich.status import Status
 
+from contracts.endpoints import FEED_PORTS
 from feed_sim import __version__
 from feed_sim.generate.session import previous_trading_day
 from feed_sim.server.app import FeedSimServer
-from harness.defaults import FEED_PORTS
 
 if TYPE_CHECKING:
     from feed_sim.generate.tape_gen import SymbolDay

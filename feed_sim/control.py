@@ -34,9 +34,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
+from contracts.endpoints import DEFAULT_CONTROL_PORT
+
 log = logging.getLogger(__name__)
 
-DEFAULT_CONTROL_PORT = 8765
 Handler = Callable[[dict[str, Any]], Coroutine[Any, Any, Any]]
 
 

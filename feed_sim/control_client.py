@@ -7,7 +7,7 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-from feed_sim.stats import StageCounters
+from contracts.sent import StageCounters
 
 
 class ControlClientError(RuntimeError):

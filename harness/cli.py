@@ -369,7 +369,8 @@ def validate_data_command(
 
     Exit codes: 0 plausible, 1 synthetic or suspicious, 3 bad arguments or unreadable source.
     """
-    from harness.datacheck.sources import DataSourceError, load_source
+    from harness.datacheck.dataset import DataSourceError
+    from harness.datacheck.sources import load_source
     from harness.datacheck.validate import default_context, table, universe_tickers, validate
     from harness.symbols import SymbolFileError
 

@@ -1,20 +1,13 @@
 """Harness-wide defaults: ports, topic layout and production targets.
 
 One place for the numbers that the CLI, the compose stack and the scenarios must agree on;
-tests pin the compose file and the topic provisioning against these values.
+tests pin the compose file and the topic provisioning against these values. The feed ports
+and topic names are the shared contracts (`contracts.endpoints`, `contracts.topics`).
 """
 
 from __future__ import annotations
 
 from typing import Final
-
-# IQFeed (IQConnect) ports, served by feed_sim and read by the ingestion core.
-FEED_PORTS: Final[dict[str, int]] = {
-    "level1": 5009,
-    "level2": 9200,
-    "admin": 9300,
-    "lookup": 9100,
-}
 
 # Apache Kafka broker fetched from Maven Central for local runs (compose/kafka/pom.xml).
 KAFKA_VERSION: Final = "4.4.0"
@@ -23,7 +16,6 @@ COMPOSE_KAFKA_PORTS: Final[tuple[int, ...]] = (19092, 29092, 39092)
 
 # Feed topics: one partition per symbol, retention 7 days, replication min(3, brokers).
 SYMBOL_COUNT: Final = 495
-FEED_TOPICS: Final[tuple[str, ...]] = ("iqfeed.trades", "iqfeed.quotes", "iqfeed.depth")
 TOPIC_RETENTION_MS: Final = 7 * 24 * 3600 * 1000
 MAX_REPLICATION: Final = 3
 MIN_INSYNC_REPLICAS_AT_RF3: Final = 2

@@ -29,7 +29,8 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
-from harness import hdr, paths, testbed
+from contracts import hdr
+from harness import paths, testbed
 from harness.collector.client import (
     CollectorCounters,
     CollectorError,
@@ -356,8 +357,8 @@ class HarnessRun:
         """Check the data feed_sim replays before stage 1 (harness.datacheck): the result goes
         into summary.json (`run.feed_data`) and the report; anything above info is a warning,
         or, with --require-real-data, a refusal (as is a generated feed)."""
+        from harness.datacheck.dataset import DataSourceError
         from harness.datacheck.feed import feed_market_data
-        from harness.datacheck.sources import DataSourceError
         from harness.datacheck.validate import default_context, validate
 
         with self.console.status("checking the feed data (harness validate-data)..."):

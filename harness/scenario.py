@@ -34,9 +34,9 @@ from pydantic import (
     field_validator,
 )
 
+from contracts.endpoints import DEFAULT_CONTROL_PORT, FEED_PORTS
+from contracts.topics import FEED_TOPICS
 from harness.defaults import (
-    FEED_PORTS,
-    FEED_TOPICS,
     STAGES,
     TARGET_MEMORY_GB,
     TARGET_P95_MS,
@@ -49,7 +49,6 @@ DEFAULT_RATE_PER_SYMBOL_HZ: Final = 100.0
 """The review's assumption: 100 msg/s per symbol, 100 x 495 = 49,500 ~ TARGET_MSG_RATE."""
 DEFAULT_WARMUP_S: Final = 30.0
 DEFAULT_HOLD_S: Final = 120.0
-DEFAULT_CONTROL_PORT: Final = 8765  # feed_sim.control.DEFAULT_CONTROL_PORT
 
 COMMAND_PLACEHOLDERS: Final[frozenset[str]] = frozenset(
     {

@@ -25,7 +25,7 @@ from confluent_kafka import TopicPartition
 from confluent_kafka.admin import OffsetSpec  # type: ignore[attr-defined]
 from hdrh.histogram import HdrHistogram
 
-from harness import hdr
+from contracts import hdr
 from harness.infra.errors import InfraError
 from harness.infra.kafka_clients import admin_client
 from harness.infra.ports import LOOPBACK, free_ports

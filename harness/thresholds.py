@@ -56,7 +56,7 @@ class Verdict(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class LagPercentiles:
-    """Percentiles (us) of one histogram and its sample count (shape of harness.hdr.percentiles)."""
+    """Percentiles (us) of one histogram and its sample count (as contracts.hdr.percentiles)."""
 
     p50: int
     p95: int
@@ -67,7 +67,7 @@ class LagPercentiles:
 
     @classmethod
     def from_dict(cls, figures: dict[str, int]) -> LagPercentiles:
-        """From `harness.hdr.percentiles()` output (keys p50, p95, p99, p99.9, max, count)."""
+        """From `contracts.hdr.percentiles()` output (keys p50, p95, p99, p99.9, max, count)."""
         return cls(
             p50=figures["p50"],
             p95=figures["p95"],

@@ -40,8 +40,9 @@ from typing import Any
 
 from confluent_kafka import KafkaError, Message, Producer
 
+from contracts.topics import TOPIC_BY_TYPE
 from ingest.producer_stats import ProducerFigures, StatisticsDigest, merged, parse_statistics
-from ingest.records import TOPIC_BY_TYPE, FeedRecord
+from ingest.records import FeedRecord
 
 log = logging.getLogger(__name__)
 KAFKA_LOGGER = logging.getLogger("ingest.kafka")

@@ -37,14 +37,12 @@ import numpy as np
 import numpy.typing as npt
 from hdrh.histogram import HdrHistogram
 
+from contracts.hdr import new_histogram, prepare, record_prepared
 from ingest.producer_stats import ProducerFigures, WindowQuantiles
 from ingest.records import FeedRecord
 
 log = logging.getLogger(__name__)
 
-LOWEST_US = 1
-HIGHEST_US = 60_000_000
-SIGNIFICANT_DIGITS = 3
 QUANTILES = (0.5, 0.95, 0.99, 0.999)
 HOPS = ("network", "processing")
 AUTO_FLUSH = 8192
@@ -56,53 +54,6 @@ MAX_BODY_BYTES = 1 << 20
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 Samples = list[tuple[dict[str, str], float]]
-
-
-def new_histogram() -> HdrHistogram:
-    """An empty histogram with the project's range and precision (contract 6)."""
-    return HdrHistogram(LOWEST_US, HIGHEST_US, SIGNIFICANT_DIGITS)
-
-
-def _clamped(values_us: npt.ArrayLike) -> tuple[npt.NDArray[np.int64], int]:
-    """The values clamped to 0 .. 60 s, and how many were out of range."""
-    values = np.asarray(values_us, dtype=np.int64)
-    if values.size and (int(values.min()) < 0 or int(values.max()) > HIGHEST_US):
-        clamped = int(np.count_nonzero((values < 0) | (values > HIGHEST_US)))
-        return np.clip(values, 0, HIGHEST_US), clamped
-    return values, 0
-
-
-def _record_clamped(hist: HdrHistogram, values: npt.NDArray[np.int64]) -> None:
-    masked = values | np.int64(hist.sub_bucket_mask)
-    _, bit_length = np.frexp(masked.astype(np.float64))
-    bucket = bit_length.astype(np.int64) - (
-        hist.unit_magnitude + hist.sub_bucket_half_count_magnitude + 1
-    )
-    sub_bucket = values >> (bucket + hist.unit_magnitude)
-    indices = ((bucket + 1) << hist.sub_bucket_half_count_magnitude) + (
-        sub_bucket - hist.sub_bucket_half_count
-    )
-    # A bincount over the indices' span only: hdrh's counts are ctypes-backed (np.add.at on
-    # them is ~20x slower) and a full-length bincount costs ~17k slots a call.
-    first = int(indices.min())
-    tally = np.bincount(indices - first)
-    counts = np.ctypeslib.as_array(hist.counts)
-    counts[first : first + tally.size] += tally.astype(counts.dtype)
-    hist.total_count += int(values.size)
-    hist.min_value = min(hist.min_value, int(values.min()))
-    hist.max_value = max(hist.max_value, int(values.max()))
-
-
-def record_many(hist: HdrHistogram, values_us: npt.ArrayLike) -> int:
-    """Record a batch of values (us) in one numpy step; returns how many were clamped.
-
-    Values above 60 s are clamped to 60 s and values below 0 (clock skew) to 0; the bucket
-    arithmetic is hdrh's `_counts_index_for`, vectorised.
-    """
-    values, clamped = _clamped(values_us)
-    if values.size:
-        _record_clamped(hist, values)
-    return clamped
 
 
 def quantile_values(hist: HdrHistogram, quantiles: Iterable[float] = QUANTILES) -> dict[float, int]:
@@ -121,11 +72,10 @@ class LagHistogram:
         self.clamped = 0
 
     def record(self, values_us: npt.NDArray[np.int64]) -> None:
-        values, clamped = _clamped(values_us)
-        if values.size:
-            _record_clamped(self.hist, values)
-        self.clamped += clamped
-        self.sum_us += int(values.sum())
+        batch = prepare(values_us, self.hist)
+        record_prepared(self.hist, batch)
+        self.clamped += batch.clamped
+        self.sum_us += int(batch.values.sum())
 
 
 class IngestMetrics:

@@ -27,8 +27,6 @@ from typing import Any
 import msgspec
 import orjson
 
-TOPIC_BY_TYPE = {"trade": "iqfeed.trades", "quote": "iqfeed.quotes", "depth": "iqfeed.depth"}
-
 
 class FeedRecord(msgspec.Struct, gc=False):
     """One event on its way to Kafka.

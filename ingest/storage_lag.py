@@ -26,7 +26,8 @@ import numpy as np
 import numpy.typing as npt
 from hdrh.histogram import HdrHistogram
 
-from ingest.metrics import new_histogram, quantile_values, record_many
+from contracts.hdr import new_histogram, record_many
+from ingest.metrics import quantile_values
 
 NS_PER_US = 1000
 

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from feed_sim.control import DEFAULT_CONTROL_PORT, ControlError, ControlServer, Handler
+from contracts.endpoints import DEFAULT_CONTROL_PORT, FEED_PORTS
+from feed_sim.control import ControlError, ControlServer, Handler
 from feed_sim.protocol.system import (
     ClientStats,
     ClientType,
@@ -34,7 +35,6 @@ from feed_sim.server.sessions import (
 )
 from feed_sim.tape.format import load_tape
 from feed_sim.tape.model import Kind, TapeEvent
-from harness.defaults import FEED_PORTS
 
 log = logging.getLogger(__name__)
 

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from contracts.sent import StageCounters, SymbolCount
 from feed_sim.pacing import FixedRateSchedule, RatePlan, Schedule, TapeTimingSchedule
 from feed_sim.protocol.fields import Fieldset
 from feed_sim.protocol.level1 import stale_mask
@@ -34,7 +35,6 @@ from feed_sim.server.market import SymbolMarket
 from feed_sim.server.paced_rings import PacedRings
 from feed_sim.server.round_robin import RoundRobinSchedule, round_robin_applies
 from feed_sim.server.symbol_events import DepthEvents, Level1Events
-from feed_sim.stats import StageCounters, SymbolCount
 from feed_sim.tape.model import TapeEvent
 
 if TYPE_CHECKING:

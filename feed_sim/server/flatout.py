@@ -55,11 +55,11 @@ from array import array
 from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING
 
+from contracts.sent import StageCounters, SymbolCount
 from feed_sim.protocol.fields import FIELD_INDEX, UPDATE_FIELDS, FieldKind, Fieldset
 from feed_sim.protocol.level1 import I_TICK_ID, Level1State
 from feed_sim.protocol.timefmt import hhmmss_micro, local_ns
 from feed_sim.server.market import SymbolMarket
-from feed_sim.stats import StageCounters, SymbolCount
 
 if TYPE_CHECKING:
     from feed_sim.server.sessions import Session

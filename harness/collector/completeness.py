@@ -22,7 +22,7 @@ key arrive from several topics, so out of order is the normal case). `KeyState.n
 same rule one record at a time (the reference of the tests). `snapshot()` gives `Completeness`,
 pure data that merges (`a + b`, exact unless holes were forgotten) and serialises to JSON.
 
-`compare()` sets what arrived against what feed_sim says it sent (feed_sim.stats.StageCounters).
+`compare()` sets what arrived against what feed_sim says it sent (contracts.sent.StageCounters).
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from feed_sim.stats import StageCounters
+from contracts.sent import StageCounters
 from harness.collector.batching import PendingColumns
 
 DEFAULT_FAMILIES: Mapping[str, str] = {"trade": "l1", "quote": "l1", "depth": "l2"}

@@ -1,6 +1,6 @@
 """Per-stage lag histograms of the collector (contracts 3 and 6) and their batch recorder.
 
-All values are microseconds (ns differences floor-divided by 1000) in `harness.hdr` histograms.
+All values are microseconds (ns differences floor-divided by 1000) in `contracts.hdr` histograms.
 For one record: intended = the exchange time feed_sim stamped (contract 2), recv = the SUT's
 socket-read stamp, produced = the SUT's hand-over to the Kafka producer, append = the broker's
 append time (the record's timestamp on a `message.timestamp.type=LogAppendTime` topic; whole
@@ -34,7 +34,7 @@ and round-trips through JSON (`to_json` / `from_json`) to move between processes
 holds 1 s interval histograms of `total` and `total_uncorrected`, keyed by the second of the
 record's end time and stored encoded (compressed base64, about 1 KB each) for the .hlog.
 
-`Recorder` fills a StageMeasure from numpy batches with `harness.hdr.prepare` and
+`Recorder` fills a StageMeasure from numpy batches with `contracts.hdr.prepare` and
 `record_prepared`, one vectorised step per histogram and batch (an interval histogram reuses
 its measure's bucket indices); it keeps the current interval seconds open and seals
 older ones, and answers the live "last second p99" for progress output.
@@ -51,8 +51,7 @@ import numpy as np
 import numpy.typing as npt
 from hdrh.histogram import HdrHistogram
 
-from harness.collector.batching import PendingColumns
-from harness.hdr import (
+from contracts.hdr import (
     PreparedBatch,
     decode,
     encode,
@@ -61,6 +60,7 @@ from harness.hdr import (
     prepare,
     record_prepared,
 )
+from harness.collector.batching import PendingColumns
 
 MEASURES: tuple[str, ...] = (
     "total",

@@ -41,7 +41,7 @@ command waits at most one consume timeout plus one batch.
     {"cmd": "above", "limits_us": [50000, 100000]}
                                               -> {"stage", "messages", "above": [n1, n2]}: samples
                                                  of the open stage's `total` histogram surely above
-                                                 each limit (harness.hdr.count_above); a cheap
+                                                 each limit (contracts.hdr.count_above); a cheap
                                                  reply for the early-abort check
     {"cmd": "assign", "partitions": [0, 7]}   -> {"ok": true, "added": N, "partitions": total}
                                                  (those partition numbers of every topic)
@@ -86,13 +86,13 @@ import orjson
 from confluent_kafka import KafkaException, TopicPartition
 from confluent_kafka.admin import OffsetSpec  # type: ignore[attr-defined]
 
+from contracts.hdr import count_above
 from harness.collector._fastdecode import KafkaReaderError
 from harness.collector.completeness import SequenceTracker
 from harness.collector.kafka_read import CONSUMER_SETTINGS, ReadBatch, ReadMode, TopicReaders
 from harness.collector.mapping import REFERENCE_CORE, BatchDecoder, FieldMapping, quiet_gc
 from harness.collector.measure import INTERVAL_MEASURES, Recorder, StageMeasure
 from harness.collector.shards import in_shard, parse_shard
-from harness.hdr import count_above
 from harness.infra.kafka_clients import admin_client
 from harness.infra.topics import offsets_when_served
 

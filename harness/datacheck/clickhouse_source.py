@@ -12,8 +12,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from harness.datacheck.dataset import MarketData, Quotes, Trades
-from harness.datacheck.sources import DataSourceError
+from harness.datacheck.dataset import DataSourceError, MarketData, Quotes, Trades
 
 TICK_COLUMNS = ("exchange_ns", "symbol", "event_type", "price", "size", "bid", "ask",
                 "market_center", "conditions")  # fmt: skip

@@ -29,6 +29,10 @@ def _floats(values: Iterable[Any]) -> Floats:
     return np.asarray([np.nan if v is None else float(v) for v in values], dtype=np.float64)
 
 
+class DataSourceError(ValueError):
+    """The source cannot be read as market data; the message says which and why."""
+
+
 @dataclass(frozen=True)
 class Trades:
     """One row per trade."""

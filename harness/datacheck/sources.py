@@ -15,13 +15,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.datacheck.dataset import MarketData, from_events
+from harness.datacheck.dataset import DataSourceError, MarketData, from_events
 
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
-
-
-class DataSourceError(ValueError):
-    """The source cannot be read as market data; the message says which and why."""
 
 
 def _kind(source: str) -> str:

@@ -26,8 +26,8 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
     OffsetSpec,
 )
 
+from contracts.topics import FEED_TOPICS
 from harness.defaults import (
-    FEED_TOPICS,
     MAX_REPLICATION,
     MIN_INSYNC_REPLICAS_AT_RF3,
     SYMBOL_COUNT,

@@ -35,7 +35,7 @@ import numpy as np
 from hdrh.histogram import HdrHistogram
 from scipy.stats import mannwhitneyu
 
-from harness.hdr import decode
+from contracts.hdr import decode
 from harness.results.report import ReportError, load_summary
 from harness.results.run_plots import UNCORRECTED_SUFFIX, MissingInput, RunFiles
 

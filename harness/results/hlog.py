@@ -41,7 +41,7 @@ from typing import TextIO
 
 from hdrh.histogram import HdrHistogram
 
-from harness.hdr import encode
+from contracts.hdr import encode
 
 FORMAT_VERSION = "1.3"
 LEGEND = '"StartTimestamp","Interval_Length","Interval_Max","Interval_Compressed_Histogram"'

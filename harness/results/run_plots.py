@@ -33,7 +33,7 @@ from hdrh.log import HistogramLogReader
 from matplotlib.figure import Figure
 
 from harness.defaults import TARGET_NETWORK_MBPS
-from harness.hdr import decode, new_histogram
+from contracts.hdr import decode, new_histogram
 from harness.results import plots
 from harness.results.summary import RESOURCES_JSONL
 

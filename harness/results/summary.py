@@ -43,7 +43,7 @@ import psutil
 from hdrh.histogram import HdrHistogram
 
 from harness.collector.measure import StageMeasure
-from harness.hdr import encode, percentiles
+from contracts.hdr import encode, percentiles
 
 SUMMARY = "summary.json"
 HISTOGRAM_DIR = "histograms"

@@ -17,11 +17,11 @@ from typing import Any
 import pytest
 import yaml
 
+from contracts.endpoints import FEED_PORTS
 from harness.defaults import (
     CLICKHOUSE_DATABASE,
     CLICKHOUSE_HTTP_PORT,
     COMPOSE_KAFKA_PORTS,
-    FEED_PORTS,
     MAX_REPLICATION,
     MIN_INSYNC_REPLICAS_AT_RF3,
     REDIS_APPENDFSYNC,
@@ -295,7 +295,15 @@ def test_dockerfile_installs_the_project_as_a_non_root_user() -> None:
     runs = " ".join(rest for keyword, rest in instructions if keyword == "RUN")
     assert "pip install ." in runs
     copied = " ".join(rest for keyword, rest in instructions if keyword == "COPY")
-    for needed in ("pyproject.toml", "harness/", "feed_sim/", "ingest/", "config/", "scenarios/"):
+    for needed in (
+        "pyproject.toml",
+        "contracts/",
+        "harness/",
+        "feed_sim/",
+        "ingest/",
+        "config/",
+        "scenarios/",
+    ):
         assert needed in copied
     assert ("WORKDIR", "/app") in instructions
     users = [rest for keyword, rest in instructions if keyword == "USER"]

@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harness.hdr import (
+from contracts.hdr import (
     HIGHEST_US,
     count_above,
     decode,
@@ -84,7 +84,7 @@ def test_record_many_into_another_layout_uses_its_buckets(values: list[int]) -> 
     st.integers(min_value=0, max_value=2**32),
 )
 def test_a_prepared_subset_records_as_its_values_would(values: list[int], seed: int) -> None:
-    from harness.hdr import prepare, record_prepared
+    from contracts.hdr import prepare, record_prepared
 
     mask = np.random.default_rng(seed).random(len(values)) < 0.5
     batch = prepare(np.array(values))

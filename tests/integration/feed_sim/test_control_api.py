@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from contracts.hdr import decode
 from feed_sim.control_client import ControlClientError, FeedSimControl
 from feed_sim.protocol.timefmt import parse_et_time_of_day
 from feed_sim.server.engine import MALFORMED_LINES, RateSettings
-from harness.hdr import decode
 
 from .conftest import Layout, LineClient, RunningServer, serve
 

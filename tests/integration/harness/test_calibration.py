@@ -32,9 +32,9 @@ import numpy as np
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
+from contracts.hdr import count_above, decode, new_histogram
 from harness.collector.client import CollectorProcess
 from harness.feed_process import FeedSimProcess
-from harness.hdr import count_above, decode, new_histogram
 from harness.infra.kafka_local import ClusterState, LocalKafka
 from harness.infra.topics import ensure_topics, feed_topic_specs
 from harness.results.summary import SummaryWriter, run_metadata, stage_entry

@@ -27,9 +27,9 @@ from typing import Any
 import psutil
 import pytest
 
+from contracts.hdr import count_above, new_histogram
 from harness.collector.client import CollectorError, CollectorProcess, CollectorSnapshot
 from harness.collector.completeness import KeyState
-from harness.hdr import count_above, new_histogram
 from harness.infra.kafka_clients import producer
 from harness.infra.kafka_local import ClusterState, LocalKafka
 from harness.infra.ports import free_ports
@@ -149,7 +149,7 @@ def assert_stage(snapshot: CollectorSnapshot, plan: Plan, label: str) -> None:
 
 
 def interval_count(intervals: list[tuple[int, str, str]], label: str) -> int:
-    from harness.hdr import decode
+    from contracts.hdr import decode
 
     assert all(tag == label for _, tag, _ in intervals)
     seconds = [s for s, _, _ in intervals]

@@ -23,9 +23,9 @@ from typing import Any
 import pytest
 from confluent_kafka import Producer
 
+from contracts.hdr import encode
 from harness.collector.client import CollectorProcess, CollectorSnapshot
 from harness.feed_process import FeedSimProcess
-from harness.hdr import encode
 from harness.infra.kafka_local import ClusterState, LocalKafka
 from harness.infra.topics import (
     CREATE_TIME,

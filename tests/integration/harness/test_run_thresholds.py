@@ -31,8 +31,8 @@ import pytest
 from hdrh.log import HistogramLogReader
 from rich.console import Console
 
+from contracts.hdr import decode, new_histogram
 from harness.exit_codes import ExitCode
-from harness.hdr import decode, new_histogram
 from harness.infra.kafka_local import ClusterState, LocalKafka
 from harness.run import HarnessRun
 from harness.scenario import Scenario

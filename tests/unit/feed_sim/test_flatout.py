@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from contracts.sent import StageCounters
 from feed_sim.protocol.fields import (
     DEFAULT_FIELDSET_NAMES,
     UPDATE_FIELD_KINDS,
@@ -25,7 +26,6 @@ from feed_sim.protocol.timefmt import et_wall_ns, hhmmss_micro
 from feed_sim.server.engine import FeedEngine, RateSettings
 from feed_sim.server.flatout import FlatOut, patch_times
 from feed_sim.server.market import SymbolMarket
-from feed_sim.stats import StageCounters
 from feed_sim.tape.model import Kind, TapeEvent
 
 NOW = et_wall_ns(2025, 11, 24, 10, 30, 0, 123_456)

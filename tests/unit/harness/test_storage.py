@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import hdr
+from contracts import hdr
 from harness.diagnosis import HoldEvidence, diagnose
 from harness.results.report import _storage_row
 from harness.scenario import Scenario, ScenarioError, Thresholds, load_scenario

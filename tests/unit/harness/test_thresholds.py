@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from contracts.hdr import count_above, new_histogram, record_many
 from harness.exit_codes import ExitCode
-from harness.hdr import count_above, new_histogram, record_many
 from harness.plan import PlanOutcome, RollbackOutcome, StageResult
 from harness.scenario import EarlyAbortConfig, Thresholds
 from harness.thresholds import (

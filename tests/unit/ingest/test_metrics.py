@@ -13,16 +13,14 @@ from typing import Any
 import numpy as np
 import pytest
 
+from contracts.hdr import new_histogram
 from ingest.metrics import (
-    HIGHEST_US,
     QUANTILES,
     IngestMetrics,
     MetricsServer,
-    new_histogram,
     parse_symbols_body,
     plain_families,
     quantile_values,
-    record_many,
 )
 from ingest.records import FeedRecord
 
@@ -61,19 +59,6 @@ def parse_exposition(text: str) -> dict[str, list[tuple[dict[str, str], float]]]
 
 def _record(i: int, exchange: int, recv: int, produced: int, kind: str = "trade") -> FeedRecord:
     return FeedRecord("AAPL", kind, i, exchange, recv, produced, {})
-
-
-def test_record_many_matches_record_value() -> None:
-    rng = np.random.default_rng(7)
-    values = np.concatenate([rng.integers(0, 5_000_000, 20_000), [0, 1, 2047, 2048, HIGHEST_US]])
-    fast, slow = new_histogram(), new_histogram()
-    assert record_many(fast, values) == 0
-    for v in values:
-        slow.record_value(int(v))
-    assert fast.get_total_count() == slow.get_total_count()
-    for q in (10, 50, 90, 99, 99.9, 100):
-        assert fast.get_value_at_percentile(q) == slow.get_value_at_percentile(q)
-    assert record_many(fast, [-5, HIGHEST_US + 1]) == 2
 
 
 def test_quantiles_match_sorted_list_within_hdr_precision() -> None:

@@ -14,8 +14,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from contracts.hdr import new_histogram
 from harness.collector.measure import Recorder
-from harness.hdr import new_histogram
 
 RATE = 5_000
 SECONDS = 60

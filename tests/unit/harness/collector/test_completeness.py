@@ -7,7 +7,7 @@ import random
 import numpy as np
 import pytest
 
-from feed_sim.stats import StageCounters, SymbolCount
+from contracts.sent import StageCounters, SymbolCount
 from harness.collector.completeness import (
     MAX_HOLES,
     Completeness,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from contracts.hdr import decode
 from harness.collector.measure import MEASURES, NS_PER_S, Recorder, StageMeasure
-from harness.hdr import decode
 
 T0 = 1_700_000_000 * NS_PER_S
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from contracts.hdr import decode
 from harness.collector.completeness import Completeness
 from harness.collector.kafka_read import ReadBatch
 from harness.collector.measure import StageMeasure
@@ -17,7 +18,6 @@ from harness.collector.shards import (
     shard_of,
     split_partitions,
 )
-from harness.hdr import decode
 from ingest.records import FeedRecord
 
 SHARDS = 3

@@ -94,7 +94,7 @@ def test_accepting_a_baseline_stores_what_compare_needs(tmp_path: Path) -> None:
 
 def _seconds(folder: Path, label: str, p99_ms: list[float]) -> None:
     """lag.hlog intervals of one hold: one second per value, each second's P99 near it."""
-    from harness.hdr import new_histogram
+    from contracts.hdr import new_histogram
     from harness.results.hlog import append_intervals
 
     rows = []

@@ -9,7 +9,7 @@ import numpy as np
 from hdrh.histogram import HdrHistogram
 from hdrh.log import HistogramLogReader
 
-from harness.hdr import new_histogram, record_many
+from contracts.hdr import new_histogram, record_many
 from harness.results.hlog import HlogWriter, append_intervals, header_lines, interval_line
 
 START_NS = 1_750_000_000_123_456_789

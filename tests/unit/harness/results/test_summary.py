@@ -10,7 +10,7 @@ import numpy as np
 from hdrh.histogram import HdrHistogram
 
 from harness.collector.measure import NS_PER_S, Recorder, StageMeasure
-from harness.hdr import decode, new_histogram, record_many
+from contracts.hdr import decode, new_histogram, record_many
 from harness.results.summary import SummaryWriter, run_metadata, stage_entry
 
 T0 = 1_750_000_000 * NS_PER_S

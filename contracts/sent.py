@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from hdrh.histogram import HdrHistogram
 
-from harness.hdr import decode, encode, new_histogram, percentiles, record_many
+from contracts.hdr import decode, encode, new_histogram, percentiles, record_many
 
 
 @dataclass
