@@ -27,8 +27,9 @@ from feed_sim.control_client import ControlClientError, FeedSimControl
 from harness.defaults import SYMBOL_COUNT
 from harness.infra.errors import InfraError
 from harness.infra.ports import free_ports
+from harness.processes import log_tail, start_process, stop_process
 from harness.scenario import FeedPorts, Scenario, TapeTimingRate
-from harness.sut.base import FeedEndpoints, log_tail, start_process, stop_process
+from harness.sut.base import FeedEndpoints
 
 BIND_ATTEMPTS = 3
 """Tries with a fresh free control port when feed_sim could not bind the one picked (another

@@ -7,19 +7,13 @@ which stops Locust. The spawn rate is `SPAWN_RATE` users (symbols) a second: the
 subscription batches of 50 symbols with a pause between batches. Locust's own statistics
 never decide a verdict (ARCHITECTURE.md, Locust's role).
 
-Two ways to follow the plan:
+`status_shape(read_status)` follows the plan: the runner drives it in its own process and
+writes its status (live.json) each second; the Locust process (`harness.locust_process`,
+headless or with the web UI) reads it, so the runner never imports locust.
+`status_users(status)` is the pure mapping.
 
-- `status_shape(read_status)`: what `harness run` uses. The runner drives the plan in its own
-  process and writes its status (live.json) each second; the Locust process
-  (`harness.locust_process`, headless or with the web UI) reads it, so the runner never
-  imports locust. `status_users(status)` is the pure mapping.
-- `make_shape(plan, drive)`: the plan itself inside a Locust process (a locustfile driving a
-  plan); with `drive`, every Locust tick also advances the plan (`plan.tick()`) and hands the
-  actions to `drive`; without it the shape only reads the plan. `shape_tick(plan)` is its pure
-  mapping.
-
-Both import locust lazily (importing locust monkey-patches the process with gevent), so
-importing this module, or harness.plan, is harmless.
+Locust is imported lazily (importing it monkey-patches the process with gevent), so importing
+this module, or harness.plan, is harmless.
 """
 
 from __future__ import annotations
@@ -29,17 +23,7 @@ import sys
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
-from harness.plan import Action, Phase, StagePlan
-
 SPAWN_RATE: Final = 50.0
-
-
-def shape_tick(plan: StagePlan, spawn_rate: float = SPAWN_RATE) -> tuple[int, float] | None:
-    """(symbol count of the current stage, spawn rate), or None when the plan is done."""
-    status = plan.status()
-    if status.phase is Phase.DONE:
-        return None
-    return status.symbol_count, spawn_rate
 
 
 def status_users(
@@ -67,31 +51,6 @@ def status_shape(
             return status_users(read_status(), spawn_rate)
 
     return RunStatusShape()  # type: ignore[no-untyped-call]
-
-
-def make_shape(
-    plan: StagePlan,
-    drive: Callable[[list[Action]], None] | None = None,
-    spawn_rate: float = SPAWN_RATE,
-) -> Any:
-    """A `locust.LoadTestShape` instance following `plan` (imports locust here, not above)."""
-    from locust import LoadTestShape
-
-    class StagePlanShape(LoadTestShape):
-        """The stage plan as a Locust load shape (symbols as users)."""
-
-        def __init__(self) -> None:
-            super().__init__()  # type: ignore[no-untyped-call]
-            self.plan = plan
-
-        def tick(self) -> tuple[int, float] | None:
-            if drive is not None and self.plan.phase is not Phase.DONE:
-                actions = self.plan.tick()
-                if actions:
-                    drive(actions)
-            return shape_tick(self.plan, spawn_rate)
-
-    return StagePlanShape()
 
 
 def symbol_user() -> Any:

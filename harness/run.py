@@ -70,6 +70,7 @@ from harness.plan import (
     StartMeasuring,
     StopMeasuring,
 )
+from harness.processes import ProcessError, start_process, stop_process
 from harness.results.hlog import append_intervals
 from harness.results.junit import write_junit
 from harness.results.report import write_report
@@ -84,7 +85,7 @@ from harness.results.summary import (
 from harness.sampler import ResourceSample, ResourceSampler
 from harness.scenario import ReferenceSut, Scenario
 from harness.storage_writer import StorageHold, StorageWriter, storage_json
-from harness.sut.base import KafkaEndpoints, SutError, start_process, stop_process
+from harness.sut.base import KafkaEndpoints, SutError
 from harness.sut.command import command_values, expand_text
 from harness.sut.factory import make_sut
 from harness.sut_metrics import (
@@ -335,7 +336,7 @@ class HarnessRun:
         try:
             with self.console.status(f"{label}: reconciling ClickHouse with Kafka..."):
                 return storage.reconcile(label)
-        except (SutError, InfraError) as exc:
+        except InfraError as exc:  # ProcessError: the writer did not answer
             alive = storage.alive()
             self.summary.add_event("storage_failed", label=label, error=str(exc), alive=alive)
             self.console.print(f"[red]{label}: the ClickHouse writer failed:[/] {exc}")
@@ -700,7 +701,7 @@ class HarnessRun:
                 storage.open_window(label, self.clock_ns())
             else:
                 storage.close_window(label, self.clock_ns())
-        except SutError as exc:
+        except ProcessError as exc:
             self.summary.add_event("storage_failed", label=label, error=str(exc))
 
     def _l2_weights(self, symbols: list[str]) -> dict[str, float]:

@@ -30,8 +30,14 @@ from harness.infra.errors import InfraError
 from harness.infra.kafka_clients import admin_client
 from harness.infra.ports import LOOPBACK, free_ports
 from harness.infra.topics import offsets_when_served
+from harness.processes import (
+    ProcessError,
+    post_json,
+    start_process,
+    stop_process,
+    wait_for_http,
+)
 from harness.scenario import StorageConfig
-from harness.sut.base import SutError, post_json, start_process, stop_process, wait_for_http
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,7 +144,7 @@ class StorageWriter:
     @property
     def url(self) -> str:
         if self.port is None:
-            raise SutError("the ClickHouse writer is not started")
+            raise ProcessError("the ClickHouse writer is not started")
         return f"http://{LOOPBACK}:{self.port}"
 
     @property
@@ -163,7 +169,7 @@ class StorageWriter:
         return argv
 
     def start(self, bootstrap: str, topics: list[str]) -> None:
-        """Start the writer and wait for its /healthz; SutError if it does not come up."""
+        """Start the writer and wait for its /healthz; ProcessError if it does not come up."""
         self.bootstrap, self.topics = bootstrap, list(topics)
         (self.port,) = free_ports(1)
         self.process = start_process(self.command(bootstrap, self.topics, self.port), self.log)
@@ -211,7 +217,7 @@ class StorageWriter:
 def _storage_hold(reply: Any, offsets: dict[tuple[str, int], tuple[int, int]]) -> StorageHold:
     """The writer's reconcile reply, with Kafka's first offsets, as a `StorageHold`."""
     if not isinstance(reply, dict):
-        raise SutError(f"the ClickHouse writer's reconcile reply is not JSON: {reply!r}")
+        raise ProcessError(f"the ClickHouse writer's reconcile reply is not JSON: {reply!r}")
     positions = reply.get("positions") or {}
     kafka_records = sum(
         max(0, int(positions.get(topic, {}).get(str(partition), low)) - low)

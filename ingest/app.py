@@ -21,7 +21,6 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from ingest.config import IngestConfig
@@ -236,7 +235,3 @@ def run_forever(app: IngestApp) -> int:
         flush=True,
     )
     return 0 if remaining == 0 else 1
-
-
-def symbols_from_file(path: Path) -> list[str]:
-    return [s.strip().upper() for s in path.read_text().split() if s.strip()]

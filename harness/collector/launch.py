@@ -21,8 +21,8 @@ from typing import Any
 from harness.collector.client import CollectorProcess
 from harness.collector.mapping import FieldMapping
 from harness.infra.ports import free_ports
+from harness.processes import start_process, stop_process
 from harness.scenario import CollectorConfig
-from harness.sut.base import start_process, stop_process
 
 
 @dataclass

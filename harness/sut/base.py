@@ -17,22 +17,16 @@ Failures to start or reload raise `SutError` (an `InfraError`: exit code 4 of `h
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import signal
-import subprocess
-import time
-import urllib.error
-import urllib.request
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from harness.infra.errors import InfraError
+from harness.processes import ProcessError
 from harness.symbols import load_universe
 from ingest.kafka_settings import fold_partition
 
@@ -41,7 +35,7 @@ if TYPE_CHECKING:
     from harness.scenario import RecordMapping
 
 
-class SutError(InfraError):
+class SutError(ProcessError):
     """The SUT could not be started, reloaded or reached; the message says what and why."""
 
 
@@ -190,107 +184,3 @@ def write_symbols_file(path: Path, symbols: Sequence[str]) -> Path:
     tmp.write_text(json.dumps(list(symbols)) + "\n")
     os.replace(tmp, path)
     return path
-
-
-def post_json(url: str, payload: Any, timeout_s: float) -> Any:
-    """POST `payload` as JSON; the decoded reply (None if not JSON). Raises SutError."""
-    request = urllib.request.Request(
-        url,
-        data=json.dumps(payload).encode(),
-        method="POST",
-        headers={"Content-Type": "application/json"},
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=timeout_s) as response:
-            body = response.read()
-    except urllib.error.HTTPError as exc:
-        detail = exc.read().decode(errors="replace")[:500]
-        raise SutError(f"POST {url}: HTTP {exc.code} {detail}") from exc
-    except (urllib.error.URLError, OSError) as exc:
-        raise SutError(f"POST {url}: unreachable: {exc}") from exc
-    try:
-        return json.loads(body) if body else None
-    except ValueError:
-        return None
-
-
-def http_answers(url: str, timeout_s: float = 2.0, *, ok_only: bool = False) -> bool:
-    """True if `url` answers a GET (any HTTP status; only 2xx when `ok_only`)."""
-    try:
-        with urllib.request.urlopen(url, timeout=timeout_s) as response:
-            response.read()
-            return True
-    except urllib.error.HTTPError as exc:
-        exc.close()
-        return not ok_only
-    except (urllib.error.URLError, OSError, ValueError):
-        return False
-
-
-def wait_for_http(
-    url: str,
-    timeout_s: float,
-    *,
-    ok_only: bool = False,
-    still_running: Callable[[], bool] = lambda: True,
-    what: str = "the SUT",
-    log: Path | None = None,
-) -> None:
-    """Poll `url` until it answers; SutError if `what` exits first or `timeout_s` passes."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        if http_answers(url, timeout_s=2.0, ok_only=ok_only):
-            return
-        if not still_running():
-            raise SutError(f"{what} exited before {url} answered{log_tail(log)}")
-        if time.monotonic() > deadline:
-            raise SutError(f"{what}: {url} did not answer within {timeout_s:g} s{log_tail(log)}")
-        time.sleep(0.1)
-
-
-def log_tail(log: Path | None, chars: int = 2000) -> str:
-    """The end of a log file, formatted to append to an error message ("" if none)."""
-    if log is None or not log.is_file():
-        return ""
-    text = log.read_text(errors="replace")[-chars:].strip()
-    return f"\n--- last lines of {log} ---\n{text}" if text else f" (log {log} is empty)"
-
-
-def start_process(
-    argv: Sequence[str], log: Path, *, cwd: Path | None = None, env: dict[str, str] | None = None
-) -> subprocess.Popen[bytes]:
-    """Start `argv` (no shell) in its own session, stdout and stderr appended to `log`."""
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open("ab") as out:
-        try:
-            return subprocess.Popen(
-                list(argv),
-                cwd=cwd,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        except OSError as exc:
-            raise SutError(f"cannot start {argv[0]!r}: {exc}") from exc
-
-
-def stop_process(process: subprocess.Popen[bytes], timeout_s: float) -> int:
-    """SIGTERM, wait up to `timeout_s`, then SIGKILL its process group; the exit code.
-
-    The process was started in its own session (`start_process`), so the kill also takes
-    down any children it left behind.
-    """
-    if process.poll() is not None:
-        return process.returncode
-    with contextlib.suppress(ProcessLookupError):
-        process.send_signal(signal.SIGTERM)
-    try:
-        return process.wait(timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(process.pid, signal.SIGKILL)
-        with contextlib.suppress(ProcessLookupError):
-            process.kill()
-        return process.wait(timeout=30)

@@ -23,17 +23,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from harness.processes import log_tail, post_json, start_process, stop_process, wait_for_http
 from harness.scenario import COMMAND_PLACEHOLDERS, CommandSut, ReloadConfig
 from harness.sut.base import (
     FeedEndpoints,
     KafkaEndpoints,
     SutError,
     SystemUnderTest,
-    log_tail,
-    post_json,
-    start_process,
-    stop_process,
-    wait_for_http,
     write_symbols_file,
 )
 
@@ -171,7 +167,7 @@ class CommandCore(SystemUnderTest):
         self.argv = argv
         self.exit_code = None
         env = {**os.environ, **self.config.env}
-        process = start_process(argv, self.log, cwd=self.cwd, env=env)
+        process = start_process(argv, self.log, cwd=self.cwd, env=env, error=SutError)
         self.process = process
         try:
             self._wait_started(process)
@@ -189,6 +185,7 @@ class CommandCore(SystemUnderTest):
                 still_running=lambda: process.poll() is None,
                 what=what,
                 log=self.log,
+                error=SutError,
             )
             return
         deadline = time.monotonic() + min(STARTUP_GRACE_S, self.config.startup_timeout_s)
@@ -214,7 +211,7 @@ class CommandCore(SystemUnderTest):
         write_symbols_file(self.symbols_file, symbols)
         if reload.method == "http":
             assert reload.url is not None  # the scenario checks: http needs a url
-            post_json(reload.url, {"symbols": symbols}, reload.timeout_s)
+            post_json(reload.url, {"symbols": symbols}, reload.timeout_s, error=SutError)
         elif reload.method == "signal":
             assert self.process is not None
             send_reload_signal(self.process, reload)

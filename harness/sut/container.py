@@ -19,14 +19,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from harness.processes import post_json, wait_for_http
 from harness.scenario import ContainerSut
 from harness.sut.base import (
     FeedEndpoints,
     KafkaEndpoints,
     SutError,
     SystemUnderTest,
-    post_json,
-    wait_for_http,
     write_symbols_file,
 )
 from harness.sut.command import command_values, expand_command
@@ -135,6 +134,7 @@ class ContainerCore(SystemUnderTest):
                 self.config.startup_timeout_s,
                 still_running=self.alive,
                 what=what,
+                error=SutError,
             )
             return
         deadline = time.monotonic() + min(5.0, self.config.startup_timeout_s)
@@ -178,7 +178,7 @@ class ContainerCore(SystemUnderTest):
         write_symbols_file(self.symbols_file, symbols)
         if reload.method == "http":
             assert reload.url is not None  # the scenario checks: http needs a url
-            post_json(reload.url, {"symbols": symbols}, reload.timeout_s)
+            post_json(reload.url, {"symbols": symbols}, reload.timeout_s, error=SutError)
         elif reload.method == "signal":
             try:
                 self.container.kill(signal=reload.signal)

@@ -13,15 +13,9 @@ from typing import Any
 
 import psutil
 
+from harness.processes import http_answers, post_json
 from harness.scenario import ExternalSut
-from harness.sut.base import (
-    FeedEndpoints,
-    KafkaEndpoints,
-    SutError,
-    SystemUnderTest,
-    http_answers,
-    post_json,
-)
+from harness.sut.base import FeedEndpoints, KafkaEndpoints, SutError, SystemUnderTest
 
 
 class ExternalCore(SystemUnderTest):
@@ -54,7 +48,7 @@ class ExternalCore(SystemUnderTest):
         reload = self.config.reload
         if reload.method == "http":
             assert reload.url is not None  # the scenario checks: http needs a url
-            post_json(reload.url, {"symbols": symbols}, reload.timeout_s)
+            post_json(reload.url, {"symbols": symbols}, reload.timeout_s, error=SutError)
             self.reloads += 1
         else:
             self.warn(

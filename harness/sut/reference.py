@@ -20,17 +20,9 @@ from typing import Any
 
 from harness.infra.ports import LOOPBACK, free_ports
 from harness.paths import repo_root
+from harness.processes import post_json, start_process, stop_process, wait_for_http
 from harness.scenario import ReferenceSut
-from harness.sut.base import (
-    FeedEndpoints,
-    KafkaEndpoints,
-    SutError,
-    SystemUnderTest,
-    post_json,
-    start_process,
-    stop_process,
-    wait_for_http,
-)
+from harness.sut.base import FeedEndpoints, KafkaEndpoints, SutError, SystemUnderTest
 
 
 class ReferenceCore(SystemUnderTest):
@@ -119,7 +111,7 @@ class ReferenceCore(SystemUnderTest):
         (self.metrics_port,) = free_ports(1)
         self.argv = self.command(symbols, feed, kafka)
         self.exit_code = None
-        self.process = start_process(self.argv, self.log, cwd=repo_root())
+        self.process = start_process(self.argv, self.log, cwd=repo_root(), error=SutError)
         process = self.process
         try:
             wait_for_http(
@@ -129,6 +121,7 @@ class ReferenceCore(SystemUnderTest):
                 still_running=lambda: process.poll() is None,
                 what=f"the reference core (PID {process.pid})",
                 log=self.log,
+                error=SutError,
             )
         except SutError:
             self.stop(timeout_s=5)
@@ -139,7 +132,10 @@ class ReferenceCore(SystemUnderTest):
         if not self.alive():
             raise SutError("cannot set symbols: the reference core is not running")
         reply = post_json(
-            f"{self.admin_url}/admin/symbols", {"symbols": symbols}, self.reload_timeout_s
+            f"{self.admin_url}/admin/symbols",
+            {"symbols": symbols},
+            self.reload_timeout_s,
+            error=SutError,
         )
         wanted = len(dict.fromkeys(s.upper() for s in symbols))
         if not isinstance(reply, dict) or reply.get("symbols") != wanted:

@@ -7,12 +7,10 @@ Every server and socket a test starts is stopped by the fixture that made it, ev
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import math
 import re
 import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -22,12 +20,12 @@ from typing import Any, TypeVar
 import pytest
 
 from feed_sim.protocol.timefmt import et_wall_ns
-from feed_sim.server.app import FeedSimServer, ServeConfig
 from feed_sim.server.engine import RateSettings
 from feed_sim.tape.convert import convert_history
 from feed_sim.tape.format import write_tape
 from feed_sim.tape.model import Kind, TapeEvent
 from harness.paths import shared_dir
+from tests.feed_sim_server import RunningServer, serve
 
 LOOPBACK = "127.0.0.1"
 T_LINE = re.compile(r"^T,\d{8} \d{2}:\d{2}:\d{2}$")
@@ -127,108 +125,7 @@ def real_tape(tmp_path_factory: pytest.TempPathFactory, real_history_zip: Path) 
     return path
 
 
-# ---- the server --------------------------------------------------------------------------------
-
-
-class RunningServer:
-    """A `FeedSimServer` serving from its own asyncio loop on a background thread."""
-
-    def __init__(self, server: FeedSimServer, loop: asyncio.AbstractEventLoop) -> None:
-        self.server = server
-        self.engine = server.engine
-        self.loop = loop
-
-    def port(self, name: str) -> int:
-        return self.server.bound_ports[name]
-
-    @property
-    def control_url(self) -> str:
-        return f"http://{LOOPBACK}:{self.port('control')}"
-
-    def call(self, fn: Callable[[], R], timeout: float = 30.0) -> R:
-        """Run `fn()` on the server's loop thread and return its result."""
-
-        async def run() -> R:
-            return fn()
-
-        return asyncio.run_coroutine_threadsafe(run(), self.loop).result(timeout)
-
-    def pacer_alive(self) -> bool:
-        task = self.engine._task
-        return task is not None and not task.done()
-
-    def wait_for(self, predicate: Callable[[], bool], timeout: float = 20.0) -> bool:
-        """Poll `predicate` (evaluated on the loop thread) until true or `timeout`."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.call(predicate):
-                return True
-            time.sleep(0.02)
-        return False
-
-
-@contextlib.contextmanager
-def serve(
-    tapes: list[Path],
-    *,
-    rate: RateSettings | None = None,
-    start: bool = True,
-    with_control: bool = True,
-    symbol_limit: int = 500,
-    max_client_buffer: int = 16 * 1024 * 1024,
-) -> Iterator[RunningServer]:
-    """Start a simulator on free loopback ports (port 0); always stopped on exit."""
-    config = ServeConfig(
-        host=LOOPBACK,
-        ports={"level1": 0, "level2": 0, "admin": 0, "lookup": 0},
-        control_host=LOOPBACK,
-        control_port=0,
-        symbol_limit=symbol_limit,
-        max_client_buffer=max_client_buffer,
-    )
-    loop = asyncio.new_event_loop()
-    ready = threading.Event()
-    failure: list[BaseException] = []
-    holder: list[FeedSimServer] = []
-
-    async def setup() -> None:
-        server = FeedSimServer(config)
-        holder.append(server)
-        server.load_tapes(tapes)
-        server.engine.set_rate(rate or RateSettings(mode="fixed", rate_hz=20.0))
-        await server.start(with_control=with_control)
-        if start:
-            server.engine.start()
-
-    def run() -> None:
-        asyncio.set_event_loop(loop)
-        try:
-            loop.run_until_complete(setup())
-        except BaseException as exc:
-            failure.append(exc)
-            ready.set()
-            return
-        ready.set()
-        loop.run_forever()
-
-    thread = threading.Thread(target=run, name="feed-sim-test-loop", daemon=True)
-    thread.start()
-    try:
-        assert ready.wait(30), "feed_sim did not start within 30 s"
-        if failure:
-            raise failure[0]
-        yield RunningServer(holder[0], loop)
-    finally:
-        if holder and loop.is_running():
-            with contextlib.suppress(Exception):
-                asyncio.run_coroutine_threadsafe(holder[0].close(), loop).result(30)
-        if loop.is_running():
-            loop.call_soon_threadsafe(loop.stop)
-        thread.join(30)
-        if not loop.is_running() and not loop.is_closed():
-            with contextlib.suppress(Exception):
-                loop.run_until_complete(loop.shutdown_asyncgens())
-            loop.close()
+# ---- the server (tests/feed_sim_server.py) ------------------------------------------------------
 
 
 @pytest.fixture

@@ -9,7 +9,9 @@ from collections.abc import Callable
 
 import pytest
 
-from .conftest import LineClient, RunningServer, fields_of
+from tests.feed_sim_server import RunningServer
+
+from .conftest import LineClient, fields_of
 
 pytestmark = pytest.mark.integration
 

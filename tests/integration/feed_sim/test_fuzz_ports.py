@@ -16,8 +16,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from feed_sim.server.engine import RateSettings
+from tests.feed_sim_server import RunningServer, serve
 
-from .conftest import LOOPBACK, LineClient, RunningServer, serve
+from .conftest import LOOPBACK, LineClient
 
 pytestmark = pytest.mark.integration
 

@@ -19,8 +19,9 @@ from feed_sim.protocol.fields import (
 )
 from feed_sim.protocol.timefmt import parse_et_time_of_day
 from feed_sim.server.engine import RateSettings
+from tests.feed_sim_server import RunningServer, serve
 
-from .conftest import NAMES, T_LINE, Layout, LineClient, RunningServer, fields_of, serve
+from .conftest import NAMES, T_LINE, Layout, LineClient, fields_of
 
 pytestmark = pytest.mark.integration
 

@@ -11,8 +11,9 @@ import pytest
 
 from feed_sim.control_client import FeedSimControl
 from feed_sim.protocol.timefmt import parse_et_time_of_day
+from tests.feed_sim_server import RunningServer
 
-from .conftest import LineClient, RunningServer, fields_of
+from .conftest import LineClient, fields_of
 
 pytestmark = pytest.mark.integration
 

@@ -17,8 +17,9 @@ from feed_sim.protocol.timefmt import et_wall_ns, parse_et_time_of_day
 from feed_sim.server.engine import RateSettings
 from feed_sim.tape.format import load_tape, read_header, write_tape
 from feed_sim.tape.model import TapeEvent
+from tests.feed_sim_server import serve
 
-from .conftest import Layout, LineClient, close_enough, fields_of, serve
+from .conftest import Layout, LineClient, close_enough, fields_of
 
 pytestmark = pytest.mark.integration
 

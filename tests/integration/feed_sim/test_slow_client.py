@@ -11,8 +11,9 @@ import pytest
 
 from feed_sim.control_client import FeedSimControl
 from feed_sim.server.engine import RateSettings
+from tests.feed_sim_server import serve
 
-from .conftest import LineClient, serve
+from .conftest import LineClient
 
 pytestmark = pytest.mark.integration
 

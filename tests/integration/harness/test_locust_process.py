@@ -23,8 +23,8 @@ from typing import IO, Any
 import pytest
 
 from harness.infra.ports import LOOPBACK, free_ports
+from harness.processes import stop_process
 from harness.results.summary import write_atomic
-from harness.sut.base import stop_process
 
 pytestmark = pytest.mark.integration
 

@@ -8,7 +8,6 @@ Everything started here is stopped by PID in a `finally`, even when a test fails
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import signal
@@ -28,9 +27,7 @@ import psutil
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
-from feed_sim.control_client import FeedSimControl
 from feed_sim.protocol.timefmt import et_wall_ns
-from feed_sim.server.app import FeedSimServer, ServeConfig
 from feed_sim.server.engine import RateSettings
 from feed_sim.tape.format import write_tape
 from feed_sim.tape.model import Kind, TapeEvent
@@ -43,6 +40,7 @@ from harness.infra.topics import ensure_topics, feed_topic_specs
 from ingest.kafka_out import topic_names
 from ingest.records import FeedRecord
 from ingest.symbols import SymbolPartitions
+from tests.feed_sim_server import RunningServer, serve
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 
@@ -239,22 +237,6 @@ def e2e_tape_unchanged_quotes(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-class FeedSimThread:
-    """A real `FeedSimServer` on free loopback ports, serving from its own asyncio loop on a
-    background thread (the control API is real HTTP)."""
-
-    def __init__(self, server: FeedSimServer, loop: asyncio.AbstractEventLoop) -> None:
-        self.server = server
-        self.loop = loop
-
-    def port(self, name: str) -> int:
-        return self.server.bound_ports[name]
-
-    @property
-    def control(self) -> FeedSimControl:
-        return FeedSimControl(f"http://{LOOPBACK}:{self.port('control')}")
-
-
 @contextlib.contextmanager
 def serve_feed_sim(
     tapes: list[Path],
@@ -262,58 +244,12 @@ def serve_feed_sim(
     l2_rate_hz: float = 0.0,
     start: bool = True,
     render: str = "live",
-) -> Iterator[FeedSimThread]:
+) -> Iterator[RunningServer]:
     """feed_sim in fixed mode (`rate_hz` Level 1 and `l2_rate_hz` Level 2 msg/s per symbol,
     Level 1 rendered `render`: live or from rings); always closed on exit."""
-    config = ServeConfig(
-        host=LOOPBACK,
-        ports={"level1": 0, "level2": 0, "admin": 0, "lookup": 0},
-        control_host=LOOPBACK,
-        control_port=0,
-    )
-    loop = asyncio.new_event_loop()
-    ready = threading.Event()
-    failure: list[BaseException] = []
-    holder: list[FeedSimServer] = []
-
-    async def setup() -> None:
-        server = FeedSimServer(config)
-        holder.append(server)
-        server.load_tapes(tapes)
-        server.engine.set_rate(
-            RateSettings(mode="fixed", rate_hz=rate_hz, l2_rate_hz=l2_rate_hz, render=render)
-        )
-        await server.start(with_control=True)
-        if start:
-            server.engine.start()
-
-    def run() -> None:
-        asyncio.set_event_loop(loop)
-        try:
-            loop.run_until_complete(setup())
-        except BaseException as exc:
-            failure.append(exc)
-            ready.set()
-            return
-        ready.set()
-        loop.run_forever()
-
-    thread = threading.Thread(target=run, name="feed-sim-e2e", daemon=True)
-    thread.start()
-    try:
-        assert ready.wait(30), "feed_sim did not start within 30 s"
-        if failure:
-            raise failure[0]
-        yield FeedSimThread(holder[0], loop)
-    finally:
-        if holder and loop.is_running():
-            with contextlib.suppress(Exception):
-                asyncio.run_coroutine_threadsafe(holder[0].close(), loop).result(30)
-        if loop.is_running():
-            loop.call_soon_threadsafe(loop.stop)
-        thread.join(30)
-        if not loop.is_running() and not loop.is_closed():
-            loop.close()
+    rate = RateSettings(mode="fixed", rate_hz=rate_hz, l2_rate_hz=l2_rate_hz, render=render)
+    with serve(tapes, rate=rate, start=start) as server:
+        yield server
 
 
 WARM_UP_PARTITION = 0

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from harness.exit_codes import ExitCode
-from harness.locust_shape import shape_tick
+from harness.locust_shape import status_users
 from harness.plan import (
     Action,
     Evaluate,
@@ -122,7 +122,7 @@ def test_all_stages_pass(universe: SymbolUniverse) -> None:
     sets = [a for _, a in log if isinstance(a, SetSymbols)]
     assert [len(a.symbols) for a in sets] == [5, 10, 20]
     assert [a.rate_per_symbol_hz for a in sets] == [100.0, 100.0, 50]
-    assert plan.status().phase is Phase.DONE and shape_tick(plan) is None
+    assert plan.status().phase is Phase.DONE and status_users({"done": True}) is None
 
 
 def test_warmup_is_not_measured_and_hold_is(universe: SymbolUniverse) -> None:
@@ -206,7 +206,7 @@ def test_rollback_phases_report_status(universe: SymbolUniverse) -> None:
         plan.submit(verdict)
     status = plan.status()
     assert (status.phase, status.label, status.symbol_count) == (Phase.ROLLBACK, "verify-1", 5)
-    assert not status.measuring and shape_tick(plan) == (5, 50.0)
+    assert not status.measuring and status_users({"symbols": status.symbol_count}) == (5, 50.0)
     clock.advance(1)
     assert plan.tick() == [StartMeasuring("verify-1")]
     assert plan.status().measuring and plan.status().phase is Phase.VERIFY
@@ -333,8 +333,8 @@ def test_importing_the_plan_does_not_import_locust() -> None:
 LOCUST_CHECK = textwrap.dedent(
     """
     import json
-    from harness.locust_shape import make_shape
-    from harness.plan import Evaluate, StagePlan
+    from harness.locust_shape import status_shape
+    from harness.plan import Evaluate, Phase, StagePlan
     from harness.scenario import Scenario
     from harness.symbols import load_universe
     from harness.thresholds import Verdict
@@ -355,11 +355,16 @@ LOCUST_CHECK = textwrap.dedent(
             if isinstance(action, Evaluate):
                 drive(plan.submit(verdicts.get(action.label, Verdict.PASS)))
 
+    def live_status():  # what the runner writes to live.json each second
+        status = plan.status()
+        return {"symbols": status.symbol_count, "done": status.phase is Phase.DONE}
+
     drive(plan.start())
-    shape = make_shape(plan, drive)
+    shape = status_shape(live_status)
     ticks = []
     for second in range(1, 20):
         now[0] = second * 1_000_000_000
+        drive(plan.tick())
         ticks.append(shape.tick())
         if ticks[-1] is None:
             break
