@@ -317,7 +317,7 @@ def run_command(
     keeps what was measured.
     """
     from harness.run import HarnessRun
-    from harness.scenario import ScenarioError, load_scenario
+    from harness.scenario_loading import ScenarioError, load_scenario
 
     try:
         loaded = load_scenario(scenario)

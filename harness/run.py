@@ -8,6 +8,12 @@ SUT (live reload or restart, per adapter) and to feed_sim (active symbols and ra
 submits the verdict; `RunHook` runs the rollback hook; `Finish` ends the run. Every stage is
 written to summary.json, the .hlog and junit.xml as soon as it is judged, so an interrupted
 run keeps what it measured. Whatever the runner started is stopped in `finally`.
+
+Around it: `run_context` (what was started, stopped in reverse), `run_topics` (the SUT's
+topics and where its lag ends), `run_sinks` (Redis and the ClickHouse writer),
+`datacheck.feed.check_run_feed` (the feed's legitimacy), `hold_judgement` (measurement,
+evidence), `stage_results` (writing a judged hold), `live_status` (progress line, live.json),
+`rollback_hook`.
 """
 
 from __future__ import annotations
@@ -19,7 +25,6 @@ import logging
 import os
 import shlex
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -29,101 +34,70 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
-from contracts import hdr
-from harness import paths, testbed
+from harness import testbed
 from harness.collector.client import (
     CollectorCounters,
     CollectorError,
-    CollectorProcess,
-    CollectorSnapshot,
     collector_cost,
-    describe_cost,
 )
-from harness.collector.completeness import LossReport, compare, in_flight_window_s
-from harness.collector.launch import CollectorDeployment, start_collector
+from harness.collector.completeness import compare, in_flight_window_s
+from harness.collector.launch import start_collector
+from harness.datacheck.feed import FeedRefused, check_run_feed
 from harness.defaults import COMPOSE_KAFKA_PORTS
-from harness.diagnosis import Diagnosis, HoldEvidence, diagnose
+from harness.diagnosis import diagnose
 from harness.exit_codes import ExitCode
 from harness.feed_process import FeedSimProcess
+from harness.hold_judgement import hold_evidence, stage_measurement, storage_figures, sut_exited
 from harness.infra.errors import InfraError
 from harness.infra.kafka_clients import client_logs_to
 from harness.infra.kafka_local import LocalKafka
 from harness.infra.ports import LOOPBACK
-from harness.infra.redis_local import LocalRedis
 from harness.infra.topics import (
-    LOG_APPEND_TIME,
-    ensure_topics,
-    feed_topic_specs,
-    lag_basis,
-    set_log_append_time,
-    timestamp_types,
-    topic_partition_counts,
     wait_until_producible,
 )
+from harness.live_status import LiveStatus
 from harness.plan import (
     Evaluate,
     Finish,
-    Phase,
     RunHook,
     SetSymbols,
     StagePlan,
     StartMeasuring,
     StopMeasuring,
 )
-from harness.processes import ProcessError, start_process, stop_process
-from harness.results.hlog import append_intervals
-from harness.results.junit import write_junit
+from harness.processes import start_process
 from harness.results.report import write_report
 from harness.results.summary import (
     RESOURCES_JSONL,
     SummaryWriter,
-    histogram_figures,
     run_metadata,
-    stage_entry,
-    write_atomic,
 )
-from harness.sampler import ResourceSample, ResourceSampler
-from harness.scenario import ReferenceSut, Scenario
-from harness.storage_writer import StorageHold, StorageWriter, storage_json
+from harness.rollback_hook import run_rollback_hook
+from harness.run_context import RunContext
+from harness.run_sinks import RunSinks
+from harness.run_topics import provision_topics
+from harness.sampler import ResourceSampler
+from harness.scenario import Scenario
+from harness.stage_results import JudgedHold, StageResults
+from harness.storage_writer import storage_json
 from harness.sut.base import KafkaEndpoints, SutError
 from harness.sut.command import command_values, expand_text
 from harness.sut.factory import make_sut
 from harness.sut_metrics import (
     MetricsScraper,
-    Scrape,
     dropping_counters,
     gauge_max,
     producer_figures,
-    snapshot_figures,
 )
 from harness.symbols import load_universe
 from harness.testbed import HostLoad, Part, PartsCpu, TestBedLoad
 from harness.thresholds import (
-    LagPercentiles,
-    StageEvaluation,
-    StageMeasurement,
-    StorageFigures,
-    ThresholdResult,
-    Verdict,
     early_abort_reason,
     evaluate,
 )
 from harness.verdict import run_verdict
 
 log = logging.getLogger(__name__)
-
-
-def _lag(
-    measure: Any, name: str, pct: dict[str, dict[str, int]] | None = None
-) -> LagPercentiles | None:
-    """One measure's percentiles, None when it has no samples."""
-    values = (pct if pct is not None else measure.percentiles()).get(name)
-    return LagPercentiles.from_dict(values) if values and values["count"] else None
-
-
-def _cores(percent: float | None) -> float | None:
-    """CPU percent (100 = one core) as cores."""
-    return None if percent is None else percent / 100
 
 
 DRAIN_MARGIN_NS = 100_000_000
@@ -137,59 +111,6 @@ DRAIN_MAX_S = 5.0
 
 class RunInterrupted(Exception):
     """Ctrl-C: stop cleanly and keep the results written so far."""
-
-
-class FeedRefused(Exception):
-    """--require-real-data and the feed is not real market data (exit 3)."""
-
-
-@dataclasses.dataclass
-class RunContext:
-    """What the run started; `close()` stops it all, in reverse order."""
-
-    kafka: LocalKafka | None = None
-    bootstrap: str = ""
-    redis: LocalRedis | None = None
-    storage: StorageWriter | None = None
-    feed: FeedSimProcess | None = None
-    sut: Any = None
-    collector: CollectorProcess | None = None
-    collector_deployment: CollectorDeployment | None = None
-    sampler: ResourceSampler | None = None
-    locust: subprocess.Popen[bytes] | None = None
-
-    def close(self) -> None:
-        steps: list[Callable[[], object]] = []
-        if self.locust is not None:
-            locust = self.locust
-            steps.append(lambda: stop_process(locust, timeout_s=10))
-        if self.sampler is not None:
-            steps.append(self.sampler.stop)
-        if self.collector_deployment is not None:
-            steps.append(
-                lambda: (
-                    self.collector_deployment.stop(timeout_s=30)
-                    if self.collector_deployment
-                    else None
-                )
-            )
-        elif self.collector is not None:
-            steps.append(lambda: self.collector.stop(timeout_s=30) if self.collector else None)
-        if self.sut is not None:
-            steps.append(lambda: self.sut.stop(timeout_s=60))
-        if self.storage is not None:  # after the SUT: it writes what the SUT sent last
-            steps.append(self.storage.stop)
-        if self.feed is not None:
-            steps.append(self.feed.stop)
-        if self.redis is not None:
-            steps.append(self.redis.down)
-        if self.kafka is not None:
-            steps.append(self.kafka.down)
-        for step in steps:
-            try:
-                step()
-            except Exception:
-                log.exception("stopping a run component failed")
 
 
 class HarnessRun:
@@ -216,11 +137,10 @@ class HarnessRun:
         self.run_dir = root / f"{stamp}-{scenario.name}"
         self.universe = load_universe(scenario.resolve(scenario.symbols_file))
         self.ctx = RunContext()
-        self.stage_rows: list[dict[str, Any]] = []
+        self.live = LiveStatus(self.run_dir / "live.json", console)
         self.measuring: str | None = None
         self.started = False
         self.sut_dead = False
-        self.redis_dead = False
         """The SUT exited after it started: it is not restarted (a crash is a failure that a
         rollback cannot undo), so the verify hold fails and the run ends with exit 2."""
         self._last_abort_check = 0.0
@@ -228,8 +148,6 @@ class HarnessRun:
         self.collector_costs: dict[str, dict[str, Any]] = {}
         """label -> the collector's CPU over that hold (`collector_cost`), between counter
         reads right after the stage commands (so within a poll batch of the hold's edges)."""
-        self._last_consumed: tuple[int, int] | None = None
-        """(t_ns, consumed messages) of the previous progress line: the received rate."""
         self.parts: PartsCpu | None = None
         """The test bed's parts the sampler reads (harness.testbed)."""
         self.lag_basis: dict[str, Any] = {}
@@ -250,6 +168,17 @@ class HarnessRun:
             ),
         )
         self.run_start_ns = self.clock_ns()
+        self.sinks = RunSinks(self.scenario, self.ctx, self.summary, self.console)
+        self.results = StageResults(
+            self.scenario,
+            self.run_dir,
+            self.summary,
+            self.console,
+            run_start_ns=self.run_start_ns,
+            clock_ns=self.clock_ns,
+            lag_note=lambda: self.lag_basis.get("note"),
+            storage_enabled=self.scenario.storage.enabled,
+        )
         self.console.print(f"results: {self.run_dir}")
         previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
         try:
@@ -277,9 +206,8 @@ class HarnessRun:
             self.ctx.close()
             signal.signal(signal.SIGTERM, previous)
         self.summary.finish(int(code), self._verdict_text)
-        self._write_live(label="done", phase="done", symbols=0, done=True, exit_code=int(code))
-        if self.scenario.outputs.junit:
-            write_junit(self.run_dir / "junit.xml", self.scenario.name, self.stage_rows)
+        self.live.write(label="done", phase="done", symbols=0, done=True, exit_code=int(code))
+        self.results.write_junit()
         self._keep_resource_samples()
         self._write_report()
         return code
@@ -294,99 +222,6 @@ class HarnessRun:
             self.summary.add_event("report_failed", error=repr(exc))
             return
         self.console.print(f"report: {html} ({markdown.name} beside it)")
-
-    def _start_redis(self) -> str:
-        """The run's redis-server (loopback, AOF everysec), stopped with the rest; its URL."""
-        redis = LocalRedis(state_dir=self.run_dir / "redis-state")
-        self.ctx.redis = redis
-        with self.console.status("starting redis-server..."):
-            state = redis.up()
-        self.summary.add_event("redis_ready", url=state.url, pid=state.pid)
-        self.summary.set_run_field(
-            "redis", {"url": state.url, "appendonly": "yes", "appendfsync": "everysec"}
-        )
-        return state.url
-
-    def _start_storage(self, topics: list[str]) -> None:
-        """`ingest clickhouse-writer` on the SUT's topics (scenario `storage`), before the SUT
-        starts, so the storage hop covers every record."""
-        storage = StorageWriter(self.scenario.storage, self.run_dir)
-        self.ctx.storage = storage
-        with self.console.status(f"starting the ClickHouse writer ({storage.target})..."):
-            storage.start(self.ctx.bootstrap, topics)
-        self.summary.add_event("storage_ready", pid=storage.pid, clickhouse=storage.target)
-        config = self.scenario.storage
-        self.summary.set_run_field(
-            "storage",
-            {
-                "clickhouse": storage.target,
-                "database": config.database,
-                "batch_size": config.batch_size,
-                "batch_ms": config.batch_ms,
-                "topics": topics,
-            },
-        )
-
-    def _storage_hold(self, label: str) -> StorageHold | None:
-        """The writer's figures of the hold after its reconcile (None without `storage`, or
-        when the writer failed: said once as event `storage_failed`)."""
-        storage = self.ctx.storage
-        if storage is None:
-            return None
-        try:
-            with self.console.status(f"{label}: reconciling ClickHouse with Kafka..."):
-                return storage.reconcile(label)
-        except InfraError as exc:  # ProcessError: the writer did not answer
-            alive = storage.alive()
-            self.summary.add_event("storage_failed", label=label, error=str(exc), alive=alive)
-            self.console.print(f"[red]{label}: the ClickHouse writer failed:[/] {exc}")
-            return None
-
-    def _redis_figures(self, label: str, scrapes: list[Scrape]) -> dict[str, Any] | None:
-        """The hold's Redis figures: used memory now, the core's snapshot figures over the
-        hold; a redis-server that died is said once (event `redis_died`)."""
-        if self.ctx.redis is None:
-            return None
-        used = self.ctx.redis.used_memory()
-        if used is None and not self.redis_dead:
-            self.redis_dead = True
-            self.summary.add_event("redis_died", label=label)
-            self.console.print(f"[red]{label}: redis-server does not answer[/]")
-        return {"used_memory_bytes": used, "alive": used is not None, **snapshot_figures(scrapes)}
-
-    def _validate_feed(self) -> None:
-        """Check the data feed_sim replays before stage 1 (harness.datacheck): the result goes
-        into summary.json (`run.feed_data`) and the report; anything above info is a warning,
-        or, with --require-real-data, a refusal (as is a generated feed)."""
-        from harness.datacheck.dataset import DataSourceError
-        from harness.datacheck.feed import feed_market_data
-        from harness.datacheck.validate import default_context, validate
-
-        with self.console.status("checking the feed data (harness validate-data)..."):
-            try:
-                data = feed_market_data(self.scenario)
-            except DataSourceError as exc:
-                self.summary.set_run_field("feed_data", {"verdict": "unchecked", "error": str(exc)})
-                if self.require_real_data:
-                    raise FeedRefused(f"the feed data cannot be checked: {exc}") from exc
-                self.console.print(f"[yellow]feed data not checked:[/] {exc}")
-                return
-            result = validate(data, default_context(self.universe.tickers()))
-        self.summary.set_run_field("feed_data", result.to_json())
-        raised = [f for f in result.findings if f.severity]
-        line = f"feed data: {result.verdict.upper()} ({data.source})"
-        self.console.print(line if not raised else f"[yellow]{line}[/]")
-        for finding in raised:
-            self.console.print(f"  {finding.severity}: {finding.check}: {finding.summary}")
-        if not self.require_real_data:
-            return
-        if raised:
-            raise FeedRefused(f"--require-real-data: the feed data is {result.verdict}")
-        if self.scenario.feed.source == "generated":
-            raise FeedRefused(
-                "--require-real-data: the feed is generated by feed_sim (plausible, but not "
-                "real); replay a recorded or converted tape (feed.source: tape)"
-            )
 
     def _keep_resource_samples(self) -> None:
         """Every sampler row of the run, one JSON line each, in resources.jsonl (the SUT's
@@ -419,7 +254,14 @@ class HarnessRun:
         else:
             self.ctx.bootstrap = infra.bootstrap or ""
             brokers = len(self.ctx.bootstrap.split(","))
-        self._provision_topics(brokers)
+        self.lag_basis = provision_topics(
+            self.scenario,
+            len(self.universe.symbols),
+            self.ctx.bootstrap,
+            brokers,
+            self.summary,
+            self.console,
+        )
         with self.console.status("waiting until Kafka accepts idempotent producers..."):
             waited = wait_until_producible(self.ctx.bootstrap, brokers)
         self.summary.add_event("kafka_ready", bootstrap=self.ctx.bootstrap, waited_s=waited)
@@ -435,13 +277,19 @@ class HarnessRun:
             amplified=status.get("amplified"),
             symbols_loaded=status.get("symbols_loaded"),
         )
-        self._validate_feed()
+        check_run_feed(
+            self.scenario,
+            self.universe.tickers(),
+            self.summary,
+            self.console,
+            require_real_data=self.require_real_data,
+        )
         sut = make_sut(self.scenario, self.run_dir)
         self.ctx.sut = sut
         if infra.redis:
-            sut.redis_url = self._start_redis()
+            sut.redis_url = self.sinks.start_redis(self.run_dir / "redis-state")
         if self.scenario.storage.enabled:
-            self._start_storage(sut.topics())
+            self.sinks.start_storage(self.run_dir, sut.topics())
         workers = self.scenario.collector.workers
         what = f"the distributed collector ({workers} Locust workers)" if workers else "collector"
         with self.console.status(f"starting {what}..."):
@@ -471,52 +319,6 @@ class HarnessRun:
             sut_metrics=MetricsScraper(sut.metrics_url),
         )
 
-    def _provision_topics(self, brokers: int) -> None:
-        """The SUT's topics: created where the harness may (local and compose modes, or
-        `infra.create_topics`) with LogAppendTime, so its lag ends at the broker's append
-        (contract 3); then what each topic stamps is read and the run says where lag ends."""
-        infra, mapping = self.scenario.infra, self.scenario.sut.record_mapping
-        topics = list(mapping.topics)
-        managed = infra.mode != "external"
-        if managed or infra.create_topics:
-            partitions = mapping.topic_partitions or len(self.universe.symbols)
-            exact = isinstance(self.scenario.sut, ReferenceSut) or mapping.partitions == "universe"
-            with self.console.status(f"creating topics {', '.join(topics)}..."):
-                ensure_topics(
-                    self.ctx.bootstrap,
-                    feed_topic_specs(brokers, partitions, names=tuple(topics)),
-                    exact_partitions=exact,
-                )
-        else:
-            self._require_topics(topics)
-        types = timestamp_types(self.ctx.bootstrap, topics)
-        stale = [t for t, kind in types.items() if kind != LOG_APPEND_TIME]
-        if managed and stale:  # the harness's own topics, made before this contract
-            set_log_append_time(self.ctx.bootstrap, stale)
-            self.summary.add_event("topics_set_to_log_append_time", topics=stale)
-            types = timestamp_types(self.ctx.bootstrap, topics)
-        self.lag_basis = lag_basis(types)
-        self.summary.set_run_field("lag_basis", self.lag_basis)
-        self.summary.set_run_field(
-            "topic_partitions", topic_partition_counts(self.ctx.bootstrap, topics)
-        )
-        self.console.print(self.lag_basis["note"])
-
-    def _require_topics(self, topics: list[str]) -> None:
-        """InfraError naming the SUT's topics that do not exist (infra.create_topics false)."""
-        from harness.infra.kafka_clients import admin_client
-
-        try:
-            existing = admin_client(self.ctx.bootstrap).list_topics(timeout=30).topics
-        except Exception as exc:  # KafkaException: the cluster did not answer
-            raise InfraError(f"cannot reach Kafka at {self.ctx.bootstrap}: {exc}") from exc
-        missing = [t for t in topics if t not in existing]
-        if missing:
-            raise InfraError(
-                f"topics not found on {self.ctx.bootstrap}: {', '.join(missing)} (the SUT's "
-                "record_mapping.topics); create them, or set infra.create_topics: true"
-            )
-
     def _test_bed_parts(self) -> dict[str, Part]:
         """Every part of the test bed the harness knows by PID (harness.testbed)."""
         feed, sut, deployment = self.ctx.feed, self.ctx.sut, self.ctx.collector_deployment
@@ -542,7 +344,7 @@ class HarnessRun:
     def _start_locust(self, web_port: int | None) -> None:
         """Locust in its own process (harness.locust_process) following live.json: headless
         with CSV stats in locust/, plus the web UI when `web_port` is given."""
-        argv = [sys.executable, "-m", "harness.locust_process", "--status", str(self.live_path)]
+        argv = [sys.executable, "-m", "harness.locust_process", "--status", str(self.live.path)]
         if self.scenario.outputs.locust:
             argv += ["--csv", str(self.run_dir / "locust" / "locust")]
         if web_port is not None:
@@ -550,10 +352,6 @@ class HarnessRun:
         self.ctx.locust = start_process(argv, self.run_dir / "logs" / "locust.log")
         if web_port is not None:
             self.console.print(f"Locust web UI: http://{LOOPBACK}:{web_port}")
-
-    @property
-    def live_path(self) -> Path:
-        return self.run_dir / "live.json"
 
     # -- the loop -------------------------------------------------------------------------------
 
@@ -578,7 +376,8 @@ class HarnessRun:
                     return verdict.code
                 pending.extend(self._perform(plan, action))
             time.sleep(1.0)
-            self._progress(plan)
+            counters = self.ctx.collector.counters() if self.ctx.collector else None
+            self.live.progress(plan.status(), counters, self.clock_ns())
             if self.started and self.ctx.sut is not None and not self.ctx.sut.alive():
                 if not self.sut_dead:
                     self.sut_dead = True
@@ -666,14 +465,14 @@ class HarnessRun:
         elif isinstance(action, StartMeasuring):
             feed.control.stage(action.label)
             collector.stage(action.label)
-            self._storage_window(action.label, start=True)
+            self.sinks.storage_window(action.label, self.clock_ns(), start=True)
             self._collector_at_start[action.label] = collector.counters()
             self.measuring = action.label
             since = (self.clock_ns() - self.run_start_ns) / 1e9
             self.console.print(f"{action.label}: measuring, {since:.0f} s after the run started")
         elif isinstance(action, StopMeasuring):
             feed.control.stage(f"{action.label}-after")
-            self._storage_window(action.label, start=False)
+            self.sinks.storage_window(action.label, self.clock_ns(), start=False)
             # The collector reads with throughput settings: records appended before now reach
             # it up to its delivery hop later. Close its stage once it has read every record
             # appended up to DRAIN_MARGIN_NS after now (what the SUT had in hand, appended).
@@ -690,19 +489,6 @@ class HarnessRun:
         elif isinstance(action, RunHook):
             self._run_hook(action)
         return []
-
-    def _storage_window(self, label: str, *, start: bool) -> None:
-        """Open (close) the writer's window of records appended during the hold."""
-        storage = self.ctx.storage
-        if storage is None or not storage.alive():
-            return
-        try:
-            if start:
-                storage.open_window(label, self.clock_ns())
-            else:
-                storage.close_window(label, self.clock_ns())
-        except ProcessError as exc:
-            self.summary.add_event("storage_failed", label=label, error=str(exc))
 
     def _l2_weights(self, symbols: list[str]) -> dict[str, float]:
         tiers = self.scenario.feed.level2_tier_weights
@@ -730,11 +516,10 @@ class HarnessRun:
         )
         judgement = testbed.judge(test_bed, self.scenario.test_bed)
         scrapes = [(r.t_ns, r.sut_metrics) for r in samples if r.sut_metrics]
-        producer = producer_figures(scrapes)
         resources["test_bed"] = {**test_bed.to_json(), "judgement": judgement.message}
-        resources["producer"] = producer
+        resources["producer"] = producer_figures(scrapes)
         resources["book_memory_bytes_max"] = gauge_max(scrapes, "ingest_book_memory_bytes")
-        resources["redis"] = self._redis_figures(action.label, scrapes)
+        resources["redis"] = self.sinks.redis_figures(action.label, scrapes)
         histograms = snapshot.measure.histograms
         # A record of the hold may still be on its way when the hold is judged: the SUT's lag
         # plus the harness consumer's (delivery) bounds how long.
@@ -744,221 +529,45 @@ class HarnessRun:
             else None
         )
         loss = compare(snapshot.completeness, sent, in_flight_s=in_flight_s)
-        storage = self._storage_hold(action.label)
-        measurement = self._measurement(action, snapshot, sent, resources, loss, storage)
+        storage = self.sinks.storage_hold(action.label)
+        measurement = stage_measurement(
+            self.scenario, action, snapshot, sent, resources, loss,
+            storage_figures(self.ctx.storage is not None, storage), self.clock_ns(),
+        )  # fmt: skip
         evaluation = evaluate(measurement, self.scenario.thresholds)
         evaluation = testbed.apply(evaluation, judgement, self.scenario.test_bed)
         if self.sut_dead:
-            evaluation = self._sut_exited(evaluation)
+            evaluation = sut_exited(evaluation)
+        storage_block = (
+            None if storage is None else storage_json(storage, self.scenario.storage.batch_ms)
+        )
         diagnosis = diagnose(
-            HoldEvidence(
-                total=measurement.total,
-                hops={
-                    "network": measurement.network,
-                    "processing": measurement.processing,
-                    "kafka": measurement.kafka,
-                },
-                delivery=_lag(snapshot.measure, "delivery"),
-                basis=snapshot.measure.basis,
-                generator_lateness_p99_us=measurement.generator_lateness_p99_us,
-                sut_cpu_cores_mean=_cores(resources.get("cpu_percent_mean")),
-                sut_cpu_cores_max=_cores(resources.get("cpu_percent_max")),
-                producer=producer,
-                test_bed=test_bed,
-                judgement=judgement,
-                loss=loss.to_json() if loss.lost_beyond_tolerance else None,
-                sut_dropping=dropping_counters(scrapes),
-                storage=None
-                if storage is None
-                else storage_json(storage, self.scenario.storage.batch_ms),
-                storage_broken=[n for n in evaluation.broken if n.startswith("storage")],
+            hold_evidence(
+                measurement, snapshot, resources,
+                test_bed=test_bed, judgement=judgement, loss=loss,
+                sut_dropping=dropping_counters(scrapes), storage=storage_block,
+                broken=evaluation.broken,
             )
-        )
-        self._record_stage(
-            plan, action, snapshot, sent, resources, evaluation, loss, diagnosis, test_bed,
-            measurement.expected_messages, storage,
         )  # fmt: skip
-        self._keep_sut_metrics(action.label, samples)
-        return list(plan.submit(evaluation.verdict, evaluation.broken, evaluation.inconclusive))
-
-    def _keep_sut_metrics(self, label: str, samples: list[ResourceSample]) -> None:
-        """The hold's scrapes of the SUT's metrics, one JSON line each, in sut-metrics.jsonl."""
-        lines = [
-            json.dumps({"label": label, "t_ns": r.t_ns, "samples": r.sut_metrics})
-            for r in samples
-            if r.sut_metrics
-        ]
-        if lines:
-            with (self.run_dir / "sut-metrics.jsonl").open("a", encoding="utf-8") as out:
-                out.write("\n".join(lines) + "\n")
-
-    @staticmethod
-    def _sut_exited(evaluation: StageEvaluation) -> StageEvaluation:
-        """A hold during which the SUT died fails, whatever else was measured: the generator
-        guard cannot make it inconclusive (feed_sim stops sending when its watcher is gone)."""
-        died = ThresholdResult(
-            "sut_alive", Verdict.FAIL, 0.0, 1.0, "", "the system under test exited mid-hold"
-        )
-        return dataclasses.replace(
-            evaluation, verdict=Verdict.FAIL, results=(*evaluation.results, died)
-        )
-
-    def _measurement(
-        self,
-        action: Evaluate,
-        snapshot: CollectorSnapshot,
-        sent: Any,
-        resources: dict[str, Any],
-        loss: LossReport,
-        storage: StorageHold | None,
-    ) -> StageMeasurement:
-        measure = snapshot.measure
-        pct = measure.percentiles()
-
-        def lag(name: str) -> LagPercentiles | None:
-            return _lag(measure, name, pct)
-
-        duration_s = max(1e-9, ((sent.ended_ns or self.clock_ns()) - sent.started_ns) / 1e9)
-        expected = action.expected_messages
-        if expected and action.early_abort is not None:
-            # The hold was cut short: the schedule promised only its share of the messages.
-            planned_s = (
-                self.scenario.rollback.verify_s
-                if action.verify
-                else self.scenario.stages[action.stage_index].hold_s
-            )
-            expected = int(expected * min(1.0, duration_s / planned_s))
-        achieved_ratio = None
-        if expected:
-            achieved_ratio = sent.messages / expected
-        late = hdr.percentiles(sent.lateness_us)
-        return (
-            StageMeasurement(
+        self.results.record(
+            JudgedHold(
+                stage_index=action.stage_index,
                 label=action.label,
-                total=lag("total"),
-                total_uncorrected=lag("total_uncorrected"),
-                network=lag("network"),
-                processing=lag("processing"),
-                kafka=lag("kafka"),
-                sut_rss_bytes_max=resources.get("rss_bytes_max"),
-                network_mbps=resources.get("feed_mbps_mean"),
-                loss_ratio=loss.loss_ratio_beyond_tolerance,
-                duplicates=snapshot.completeness.totals().get("duplicates", 0),
-                achieved_rate_ratio=achieved_ratio,
-                generator_lateness_p99_us=late["p99"] if late["count"] else None,
-                expected_messages=expected,
-                storage=self._storage_figures(storage),
+                symbols=len(plan.stage_symbols[action.stage_index]),
+                snapshot=snapshot,
+                sent=sent,
+                resources=resources,
+                evaluation=evaluation,
+                loss=loss,
+                diagnosis=diagnosis,
+                test_bed=test_bed,
+                expected_messages=measurement.expected_messages,
+                storage=storage,
+                collector_cost=self.collector_costs.get(action.label, {}),
             )
-            if duration_s
-            else StageMeasurement(action.label, None)
         )
-
-    def _storage_figures(self, storage: StorageHold | None) -> StorageFigures | None:
-        """The hold's storage figures to judge (None without `storage`)."""
-        if self.ctx.storage is None:
-            return None
-        if storage is None:  # the writer failed: judged as not measured
-            return StorageFigures(lag=None, caught_up=None, mismatch=None)
-        figures = hdr.percentiles(storage.storage)
-        return StorageFigures(
-            lag=LagPercentiles.from_dict(figures) if figures["count"] else None,
-            caught_up=storage.reconciliation.caught_up,
-            mismatch=storage.reconciliation.mismatch,
-        )
-
-    def _record_stage(
-        self,
-        plan: StagePlan,
-        action: Evaluate,
-        snapshot: CollectorSnapshot,
-        sent: Any,
-        resources: dict[str, Any],
-        evaluation: StageEvaluation,
-        loss: LossReport,
-        diagnosis: Diagnosis,
-        test_bed: TestBedLoad,
-        expected_messages: int | None,
-        storage: StorageHold | None = None,
-    ) -> None:
-        verdicts = [dataclasses.asdict(r) for r in evaluation.results]
-        duration_s = ((sent.ended_ns or self.clock_ns()) - sent.started_ns) / 1e9
-        symbols = len(plan.stage_symbols[action.stage_index])
-        per_symbol_hz = self.scenario.stage_rate_hz(action.stage_index)
-        rate = {
-            "scheduled_messages": expected_messages,
-            "sent_messages": sent.messages,
-            "received_messages": snapshot.measure.messages,
-            "scheduled_msg_s": None  # tape timing: only feed_sim knows the schedule
-            if per_symbol_hz is None
-            else (per_symbol_hz + self.scenario.feed.level2_rate_per_symbol_hz) * symbols,
-            "sent_msg_s": sent.messages / duration_s if duration_s > 0 else None,
-        }
-        entry = stage_entry(
-            action.stage_index,
-            action.label,
-            symbols,
-            measure=snapshot.measure,
-            verdict=str(evaluation.verdict),
-            verdicts=verdicts,
-            resources=resources,
-            completeness=loss.to_json(),
-            extra_histograms={"generator_lateness": sent.lateness_us},
-            started_ns=sent.started_ns,
-            ended_ns=sent.ended_ns,
-            rate=rate,
-        )
-        entry["diagnosis"] = diagnosis.to_json()
-        entry["lag_basis"] = {**snapshot.measure.basis, "note": self.lag_basis.get("note")}
-        histograms = dict(snapshot.measure.histograms)
-        if self.ctx.storage is not None:
-            entry["storage"] = (
-                None if storage is None else storage_json(storage, self.scenario.storage.batch_ms)
-            )
-        if storage is not None:
-            written = {
-                "storage": storage.storage,
-                "storage_wait": storage.wait,
-                "storage_insert": storage.insert,
-            }
-            histograms |= written
-            entry["latency_us"] |= {name: histogram_figures(h) for name, h in written.items()}
-        self.summary.add_stage(entry, histograms)
-        for tag_suffix, name in (("", "total"), ("-uncorrected", "total_uncorrected")):
-            # The measure accumulates every sealed interval of the stage, whatever snapshots
-            # (early-abort checks) were taken before this one.
-            seconds = snapshot.measure.intervals.get(name, {})
-            rows = [(second, hdr.decode(code)) for second, code in sorted(seconds.items())]
-            if rows and self.scenario.outputs.hlog:
-                tag = action.label + tag_suffix
-                append_intervals(self.run_dir / "lag.hlog", self.run_start_ns, tag, rows)
-        self.stage_rows.append(
-            {
-                "index": action.stage_index + 1,
-                "label": action.label,
-                "symbols": symbols,
-                "verdict": str(evaluation.verdict),
-                "thresholds": verdicts,
-                "duration_s": (sent.ended_ns - sent.started_ns) / 1e9 if sent.ended_ns else 0.0,
-                "diagnosis": diagnosis.line,
-                "lag_basis": self.lag_basis.get("note"),
-            }
-        )
-        if self.scenario.outputs.junit:
-            write_junit(self.run_dir / "junit.xml", self.scenario.name, self.stage_rows)
-        colour = {Verdict.PASS: "green", Verdict.FAIL: "red"}.get(evaluation.verdict, "yellow")
-        self.console.print(
-            f"{action.label} ({symbols} symbols): "
-            f"[{colour}]{evaluation.verdict}[/] {evaluation.summary}"
-        )
-        self.console.print(f"{action.label}: diagnosis: {diagnosis.line}", highlight=False)
-        self.console.print(f"{action.label}: {test_bed.describe()}", highlight=False)
-        delivery = _lag(snapshot.measure, "delivery")
-        cost_line = describe_cost(
-            self.collector_costs.get(action.label, {}),
-            None if delivery is None else delivery.p99,
-        )
-        if cost_line is not None:
-            self.console.print(f"{action.label}: {cost_line}", highlight=False)
+        self.results.keep_sut_metrics(action.label, samples)
+        return list(plan.submit(evaluation.verdict, evaluation.broken, evaluation.inconclusive))
 
     def _hook_values(self, plan_values: dict[str, str]) -> dict[str, str]:
         """Every placeholder of HOOK_PLACEHOLDERS: the run's endpoints and files, the plan's
@@ -981,59 +590,6 @@ class HarnessRun:
 
     def _run_hook(self, action: RunHook) -> None:
         command = expand_text(action.command, self._hook_values(action.values), "rollback.hook")
-        self.console.print(f"rollback hook: {command}")
-        try:
-            proc = subprocess.run(
-                shlex.split(command),
-                capture_output=True,
-                text=True,
-                timeout=self.scenario.rollback.hook_timeout_s,
-                check=False,
-                cwd=paths.repo_root(),
-            )
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            self.console.print(f"[red]rollback hook failed:[/] {exc}")
-            self.summary.add_event("hook_failed", command=command, error=str(exc))
-            return
-        self.summary.add_event(
-            "hook_ran",
-            command=command,
-            exit_code=proc.returncode,
-            output=(proc.stdout + proc.stderr)[-2000:],
+        run_rollback_hook(
+            command, self.scenario.rollback.hook_timeout_s, self.summary, self.console
         )
-
-    def _progress(self, plan: StagePlan) -> None:
-        """The progress line (stage, phase, time left, received rate, live P99) and
-        live.json, the same figures for `--ui` and anything else that wants to watch."""
-        status = plan.status()
-        live = rate = None
-        if self.ctx.collector is not None:
-            counters = self.ctx.collector.counters()
-            live = counters.live_p99_us
-            now = (counters.t_ns, counters.consumed_messages)
-            if self._last_consumed is not None and now[0] > self._last_consumed[0]:
-                rate = (now[1] - self._last_consumed[1]) * 1e9 / (now[0] - self._last_consumed[0])
-            self._last_consumed = now
-        p99 = f"{live / 1000:.1f} ms" if live is not None else "-"
-        received = f"{rate:,.0f} msg/s" if rate is not None else "-"
-        self.console.print(
-            f"[dim]{status.label} {status.phase} {status.symbol_count} symbols, "
-            f"{status.time_left_s:.0f} s left, received {received}, live P99 {p99}[/]",
-            highlight=False,
-        )
-        self._write_live(
-            label=status.label,
-            phase=str(status.phase),
-            symbols=status.symbol_count,
-            time_left_s=status.time_left_s,
-            second=self.clock_ns() // 1_000_000_000,
-            p99_us=live,
-            rate_msg_s=rate,
-            done=status.phase is Phase.DONE,
-        )
-
-    def _write_live(self, **status: Any) -> None:
-        try:
-            write_atomic(self.live_path, json.dumps(status) + "\n")
-        except OSError:
-            log.warning("could not write %s", self.live_path, exc_info=True)

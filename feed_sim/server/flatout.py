@@ -274,6 +274,7 @@ class FlatOut:
             self._day = day
         per_symbol = max(1, self.batch_messages // max(1, len(watched)))
         build_deadline = time.perf_counter_ns() + BUILD_BUDGET_NS
+        built = 0  # one ring is always built, however late: a stalled process still progresses
         pieces: dict[Session, list[bytes]] = {}
         level1 = counters.level1
         messages = 0
@@ -295,11 +296,12 @@ class FlatOut:
             for session in watchers:
                 if session.fieldset in rings.rings:
                     continue
-                if time.perf_counter_ns() > build_deadline or (
+                if (built and time.perf_counter_ns() > build_deadline) or (
                     rings.build(session.fieldset, now_ns, self.ring_size) is None
                 ):
                     ready = False  # out of budget, or nothing to send
                     break
+                built += 1
             if not ready:
                 continue
             tick = rings.next_tick

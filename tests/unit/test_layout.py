@@ -37,8 +37,6 @@ KNOWN_CYCLES: set[frozenset[str]] = {
     ),
 }
 KNOWN_LONG = {
-    "harness.run",
-    "harness.scenario",
     "feed_sim.protocol.level1",
     "feed_sim.server.engine",
     "ingest.feed.parse",

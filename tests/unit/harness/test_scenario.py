@@ -9,14 +9,8 @@ import pytest
 
 from harness import defaults
 from harness.paths import repo_root
-from harness.scenario import (
-    CommandSut,
-    ReferenceSut,
-    Scenario,
-    ScenarioError,
-    TapeTimingRate,
-    load_scenario,
-)
+from harness.scenario import CommandSut, ReferenceSut, Scenario, TapeTimingRate
+from harness.scenario_loading import ScenarioError, load_scenario
 
 SCENARIOS = repo_root() / "scenarios"
 REQUIRED = (

@@ -10,7 +10,8 @@ import pytest
 from contracts import hdr
 from harness.diagnosis import HoldEvidence, diagnose
 from harness.results.report import _storage_row
-from harness.scenario import Scenario, ScenarioError, Thresholds, load_scenario
+from harness.scenario import Scenario, Thresholds
+from harness.scenario_loading import ScenarioError, load_scenario
 from harness.storage_writer import _storage_hold, storage_json
 from harness.thresholds import LagPercentiles, StageMeasurement, StorageFigures, evaluate
 
