@@ -15,7 +15,7 @@ from typing import Any
 
 from contracts import hdr
 from harness.collector.client import CollectorSnapshot
-from harness.collector.completeness import LossReport
+from harness.collector.loss import LossReport
 from harness.diagnosis import HoldEvidence
 from harness.plan import Evaluate
 from harness.scenario import Scenario

@@ -40,8 +40,8 @@ from harness.collector.client import (
     CollectorError,
     collector_cost,
 )
-from harness.collector.completeness import compare, in_flight_window_s
 from harness.collector.launch import start_collector
+from harness.collector.loss import compare, in_flight_window_s
 from harness.datacheck.feed import FeedRefused, check_run_feed
 from harness.defaults import COMPOSE_KAFKA_PORTS
 from harness.diagnosis import diagnose

@@ -15,7 +15,7 @@ from rich.console import Console
 
 from contracts import hdr
 from harness.collector.client import CollectorSnapshot, describe_cost
-from harness.collector.completeness import LossReport
+from harness.collector.loss import LossReport
 from harness.diagnosis import Diagnosis
 from harness.hold_judgement import lag_percentiles
 from harness.results.hlog import append_intervals

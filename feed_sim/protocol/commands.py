@@ -1,9 +1,8 @@
-"""Client input: a bounded line splitter and per-port parsers into typed commands.
+"""Client input: per-port parsers of client lines into typed commands.
 
-Owns how client bytes become commands (iqfeed-protocol.md §1.2, gotchas 10, 11, 23, 25):
-`LineSplitter` accepts any of `\\r\\n`, `\\n`, `\\r`, `\\r\\r\\n`, `\\n\\r`, ignores empty lines,
-decodes latin-1 and discards over-long lines without buffering them. The `parse_*` functions
-never raise: anything unrecognised becomes `Unknown`, carrying the error reply to send.
+Owns how client lines become commands (iqfeed-protocol.md §1.2, gotchas 10, 11, 23, 25; the
+lines come from `feed_sim.protocol.lines.LineSplitter`). The `parse_*` functions never raise:
+anything unrecognised becomes `Unknown`, carrying the error reply to send.
 
 Choices (INFERRED): `S,` sub-command names and On/Off values are matched case-insensitively;
 watched symbols are upper-cased and stripped; an unknown command on a streaming or admin port
@@ -12,7 +11,6 @@ is answered `E,!SYNTAX_ERROR!,` (the lookup/derivative reply; no capture exists 
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from feed_sim.protocol.fields import Fieldset, UnknownFieldError
@@ -34,58 +32,6 @@ from feed_sim.protocol.system import (
     render_current_protocol,
     render_invalid_protocol,
 )
-
-MAX_LINE_BYTES = 4_096
-"""Longest accepted client line (a SELECT UPDATE FIELDS of all 70 names is about 1.2 KB)."""
-
-_TERMINATOR = re.compile(rb"[\r\n]")
-
-
-class LineSplitter:
-    """Incremental client-line splitter with bounded memory."""
-
-    __slots__ = ("_buffer", "_discarding", "discarded", "max_line")
-
-    def __init__(self, max_line: int = MAX_LINE_BYTES) -> None:
-        self.max_line = max_line
-        self.discarded = 0
-        """Number of over-long lines dropped so far."""
-        self._buffer = b""
-        self._discarding = False
-
-    @property
-    def buffered(self) -> int:
-        """Bytes held for an unterminated line (never more than `max_line`)."""
-        return len(self._buffer)
-
-    def feed(self, data: bytes) -> list[str]:
-        """Add received bytes; return the complete, non-empty lines they finish."""
-        parts = _TERMINATOR.split(self._buffer + data if self._buffer else data)
-        tail = parts.pop()
-        lines: list[str] = []
-        for part in parts:
-            if self._discarding:
-                self._discarding = False  # the terminator ends the discarded line
-            elif len(part) > self.max_line:
-                self.discarded += 1
-            elif part:
-                lines.append(part.decode("latin-1"))
-        if self._discarding:
-            self._buffer = b""
-        elif len(tail) > self.max_line:
-            self.discarded += 1
-            self._discarding = True
-            self._buffer = b""
-        else:
-            self._buffer = tail
-        return lines
-
-    def flush(self) -> list[str]:
-        """At end of input: the unterminated last line, if any (pyiqfeed's `S,UNWATCH ALL`)."""
-        tail, self._buffer = self._buffer, b""
-        self._discarding = False
-        return [tail.decode("latin-1")] if tail else []
-
 
 SYNTAX_ERROR_REPLY = b"E,!SYNTAX_ERROR!,\r\n"
 

@@ -39,6 +39,7 @@ from feed_sim.protocol.level2 import (
     render_price_level_delete,
 )
 from feed_sim.protocol.level2 import render_not_found as render_depth_not_found
+from feed_sim.protocol.lines import LineSplitter
 from feed_sim.protocol.system import (
     DEFAULT_PROTOCOL,
     CustomerInfo,
@@ -82,7 +83,7 @@ class Session(asyncio.Protocol):
         self.server = server
         self.engine = server.engine
         self.transport: asyncio.Transport | None = None
-        self.splitter = cmd.LineSplitter()
+        self.splitter = LineSplitter()
         self.protocol: Protocol = DEFAULT_PROTOCOL
         self.client_name = ""
         self.timestamps_on = True

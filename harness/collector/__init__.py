@@ -13,7 +13,8 @@ collector of harness.locust_master / harness.locust_worker) and `launch` (starts
 collector or the distributed one, as the scenario says).
 """
 
-from harness.collector.completeness import Completeness, LossReport, SequenceTracker, compare
+from harness.collector.completeness import Completeness, SequenceTracker
+from harness.collector.loss import LossReport, compare
 from harness.collector.mapping import REFERENCE_CORE, BatchDecoder, DecodedBatch, FieldMapping
 from harness.collector.measure import MEASURES, Recorder, StageMeasure
 

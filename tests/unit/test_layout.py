@@ -40,8 +40,6 @@ KNOWN_LONG = {
     "feed_sim.protocol.level1",
     "feed_sim.server.engine",
     "ingest.feed.parse",
-    "harness.collector.completeness",
-    "feed_sim.protocol.commands",
 }
 
 

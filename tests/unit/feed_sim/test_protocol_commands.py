@@ -14,7 +14,6 @@ from feed_sim.protocol.commands import (
     Connect,
     Disconnect,
     Key,
-    LineSplitter,
     MarketMakerName,
     News,
     Refresh,
@@ -48,6 +47,7 @@ from feed_sim.protocol.commands import (
     parse_lookup,
 )
 from feed_sim.protocol.fields import Fieldset, UnknownFieldError
+from feed_sim.protocol.lines import LineSplitter
 from feed_sim.protocol.lookup import HistoryRequest, LookupFailure, TableRequest
 from feed_sim.protocol.system import Protocol
 

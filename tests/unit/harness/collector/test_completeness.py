@@ -13,8 +13,8 @@ from harness.collector.completeness import (
     Completeness,
     KeyState,
     SequenceTracker,
-    compare,
 )
+from harness.collector.loss import compare
 
 
 def _feed(tracker: SequenceTracker, records: list[tuple[str, str, int]], batch: int = 7) -> None:
@@ -229,7 +229,7 @@ def test_compare_counts_families_without_aligned_seq() -> None:
 
 
 def test_in_flight_window_follows_the_measured_lag() -> None:
-    from harness.collector.completeness import in_flight_window_s
+    from harness.collector.loss import in_flight_window_s
 
     assert in_flight_window_s(None) == 1.0
     assert in_flight_window_s(250_000) == 1.0  # 250 ms: the 1 s floor
