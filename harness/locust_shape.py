@@ -18,8 +18,6 @@ this module, or harness.plan, is harmless.
 
 from __future__ import annotations
 
-import logging
-import sys
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
@@ -68,19 +66,3 @@ def symbol_user() -> Any:
             """Nothing to do: feed_sim sends this symbol's messages."""
 
     return Symbol
-
-
-def locust_environment(log_name: str) -> Any:
-    """The `locust.env.Environment` of a distributed-collector process (master or worker),
-    its users `symbol_user()`. Imports locust, which monkey-patches the process with gevent:
-    call it first thing in such a process. Our command line is not Locust's (it would parse
-    it), and warnings go to stderr prefixed with `log_name`."""
-    sys.argv = sys.argv[:1]
-    logging.basicConfig(
-        level=logging.WARNING,
-        stream=sys.stderr,
-        format=f"{log_name} %(levelname)s %(name)s: %(message)s",
-    )
-    from locust.env import Environment
-
-    return Environment(user_classes=[symbol_user()], host="feed_sim")

@@ -500,7 +500,8 @@ class CollectorConfig(_Strict):
 
     workers: int = Field(default=0, ge=0, le=64)
     """0: one collector process beside the runner. N >= 1: the distributed collector, a Locust
-    master (harness.locust_master) merging N collector shards, each on a Locust worker."""
+    master (harness.distributed_collector.master) merging N collector shards, each on a Locust
+    worker."""
     local_workers: bool = True
     """Start the N workers on this machine; false: wait for `harness worker --master
     HOST:PORT` processes started elsewhere."""

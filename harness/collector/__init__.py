@@ -9,8 +9,8 @@
 
 Around it: `process` (the collector as its own process, consuming Kafka), `client` (drives
 that process), `shards` (partition shards and merging their replies, for the distributed
-collector of harness.locust_master / harness.locust_worker) and `launch` (starts one
-collector or the distributed one, as the scenario says).
+collector of harness.distributed_collector) and `launch` (starts one collector or the
+distributed one, as the scenario says).
 """
 
 from harness.collector.completeness import Completeness, SequenceTracker

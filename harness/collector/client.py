@@ -145,8 +145,8 @@ class CollectorProcess:
         extra_args: Sequence[str] = (),
     ) -> None:
         """`all_partitions=False`: read no partition until `assign()` names them. `module` and
-        `extra_args`: another process speaking the same protocol (`harness.locust_master`,
-        the distributed collector)."""
+        `extra_args`: another process speaking the same protocol (the distributed collector's
+        master, `harness.distributed_collector.master`)."""
         self.all_partitions = all_partitions
         self.module = module
         self.extra_args = list(extra_args)

@@ -1,10 +1,11 @@
 """Starting a run's collector as the scenario's `collector:` section says.
 
 `workers: 0` (the default): one collector process (`harness.collector.process`). `workers: N`:
-the distributed collector, a Locust master (`harness.locust_master`) that merges N collector
-shards, each hosted by a Locust worker (`harness.locust_worker`). With `local_workers` the N
-workers are started here, in their own sessions, logging to `logs/locust-worker-<i>.log`, and
-stopped by PID with the run; otherwise the master waits for `harness worker --master
+the distributed collector, a Locust master (`harness.distributed_collector.master`) that
+merges N collector shards, each hosted by a Locust worker
+(`harness.distributed_collector.worker`). With `local_workers` the N workers are started
+here, in their own sessions, logging to `logs/locust-worker-<i>.log`, and stopped by PID with
+the run; otherwise the master waits for `harness worker --master
 HOST:PORT` processes started on other machines. Either way the runner drives the result
 through the same `CollectorProcess` client.
 """
@@ -58,7 +59,7 @@ class CollectorDeployment:
 
 def worker_command(host: str, port: int) -> list[str]:
     """The command line of a Locust worker of the master at host:port."""
-    return [sys.executable, "-m", "harness.locust_worker", "--master-host", host,
+    return [sys.executable, "-m", "harness.distributed_collector.worker", "--master-host", host,
             "--master-port", str(port)]  # fmt: skip
 
 
@@ -90,7 +91,7 @@ def start_collector(
             mapping,
             all_partitions=all_partitions,
             ready_timeout_s=config.worker_timeout_s,
-            module="harness.locust_master",
+            module="harness.distributed_collector.master",
             extra_args=master_args,
         ),
         workers,

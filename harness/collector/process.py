@@ -16,8 +16,8 @@ ListOffsets request before the process reports ready, so everything produced aft
 `ready` line is read -- no group rebalance, no lazy "latest" resolution racing the producer.
 With `--partitions none` it starts with no partition and reads only those the runner adds
 with `assign` (the stage's symbols' partitions, at their end offsets).
-`--shard I/N` (a collector shard of `harness.locust_worker`) keeps, of all partitions, those
-numbered p with p mod N == I.
+`--shard I/N` (a collector shard of `harness.distributed_collector.worker`) keeps, of all
+partitions, those numbered p with p mod N == I.
 The SUT's lag ends at the broker's append time (contract 3), not when this process reads a
 record, so the readers favour throughput (`harness.collector.kafka_read`; `--consumer-config`
 overrides their settings): how late the collector sees a record is its own `delivery` hop,
@@ -475,7 +475,7 @@ def serve(
 
 def add_collector_options(parser: argparse.ArgumentParser) -> None:
     """The options of a collector: this process's, and the distributed collector's master's
-    (harness.locust_master), which passes them on to its shards."""
+    (harness.distributed_collector.master), which passes them on to its shards."""
     parser.add_argument("--bootstrap", required=True, help="Kafka bootstrap servers")
     parser.add_argument("--topics", required=True, help="comma-separated topics of the SUT")
     parser.add_argument("--mapping", default=None, help="FieldMapping as a JSON object")
@@ -509,7 +509,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=None,
         metavar="I/N",
         help="with --partitions all: read only partitions p with p mod N == I (a collector "
-        "shard of harness.locust_worker)",
+        "shard of harness.distributed_collector.worker)",
     )
     parser.add_argument(
         "--test-slow-ms",

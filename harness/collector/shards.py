@@ -1,6 +1,6 @@
 """Collector shards: which partitions a shard reads, and one reply merged from the shards'.
 
-In distributed mode (`harness.locust_master` / `harness.locust_worker`) each worker hosts a
+In distributed mode (`harness.distributed_collector`: master and workers) each worker hosts a
 collector process that reads a share of the SUT's partitions: partition p belongs to shard
 p mod N. The reference core keys records by symbol, so a symbol's records all land in one
 shard and the shards' per-symbol sequence states are disjoint.

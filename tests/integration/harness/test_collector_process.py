@@ -275,14 +275,20 @@ def test_reads_only_the_partitions_it_is_told(bootstrap: str) -> None:
 
 @contextlib.contextmanager
 def locust_workers(count: int, port: int, logs: Path) -> Iterator[list[subprocess.Popen[bytes]]]:
-    """`count` real `harness.locust_worker` processes for the master on `port`; stopped by PID
-    (with the collector processes they started) even when the test fails."""
+    """`count` real `harness.distributed_collector.worker` processes for the master on `port`;
+    stopped by PID (with the collector processes they started) even when the test fails."""
     workers: list[subprocess.Popen[bytes]] = []
     for i in range(count):
         with (logs / f"worker-{i}.log").open("wb") as log:
             workers.append(
                 subprocess.Popen(
-                    [sys.executable, "-m", "harness.locust_worker", "--master-port", str(port)],
+                    [
+                        sys.executable,
+                        "-m",
+                        "harness.distributed_collector.worker",
+                        "--master-port",
+                        str(port),
+                    ],
                     stdout=log,
                     stderr=subprocess.STDOUT,
                     stdin=subprocess.DEVNULL,
@@ -321,7 +327,7 @@ def distributed(bootstrap: str, port: int, workers: int, **kwargs: Any) -> Colle
         bootstrap,
         list(TOPICS.values()),
         ready_timeout_s=60,
-        module="harness.locust_master",
+        module="harness.distributed_collector.master",
         extra_args=["--workers", str(workers), "--bind-port", str(port)],
         **kwargs,
     )
@@ -399,7 +405,7 @@ def test_distributed_collector_without_enough_workers_fails_to_start(
         bootstrap,
         list(TOPICS.values()),
         ready_timeout_s=3,
-        module="harness.locust_master",
+        module="harness.distributed_collector.master",
         extra_args=["--workers", "2", "--bind-port", str(port)],
     ).command()
     with locust_workers(1, port, tmp_path) as workers:

@@ -1,6 +1,6 @@
 """The distributed collector: Locust's master runner in front of N collector shards.
 
-    python -m harness.locust_master --bootstrap B --topics t1,t2,t3 --workers N \
+    python -m harness.distributed_collector.master --bootstrap B --topics t1,t2,t3 --workers N \
         [--bind-host 127.0.0.1] [--bind-port 5557] [collector options]
 
 ARCHITECTURE.md ("Locust's role"): Locust's master/worker runners spread collector shards over
@@ -9,7 +9,7 @@ that master. Towards the runner it is a collector process: it takes the same opt
 speaks the same line protocol on stdin/stdout (`harness.collector.process`), so the runner
 drives it with the same `CollectorProcess` client. Towards the workers it is a Locust
 `MasterRunner` bound to `--bind-host:--bind-port`, waiting for `--workers` Locust workers
-(`harness worker --master HOST:PORT`, `harness.locust_worker`) to connect.
+(`harness worker --master HOST:PORT`, `harness.distributed_collector.worker`) to connect.
 
 Shards. Worker number i (in order of connection) hosts collector shard i of N: a collector
 process reading the partitions p with p mod N == i (`--shard i/N`), or, with `--partitions
@@ -45,16 +45,16 @@ from typing import Any
 
 from harness.collector.process import add_collector_options
 from harness.collector.shards import Reply, merge_replies, split_partitions
+from harness.distributed_collector.environment import locust_environment
 from harness.exit_codes import ExitCode
-from harness.locust_shape import locust_environment
 
 DEFAULT_PORT = 5557
-log = logging.getLogger("harness.locust_master")
+log = logging.getLogger("harness.distributed_collector.master")
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m harness.locust_master",
+        prog="python -m harness.distributed_collector.master",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

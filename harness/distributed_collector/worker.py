@@ -1,11 +1,11 @@
 """A Locust worker hosting one collector shard of a distributed run.
 
     harness worker --master 127.0.0.1:5557
-    python -m harness.locust_worker --master-host 127.0.0.1 --master-port 5557
+    python -m harness.distributed_collector.worker --master-host 127.0.0.1 --master-port 5557
 
-It connects to the distributed collector's master (`harness.locust_master`, started by
-`harness run` when the scenario sets `collector.workers`) as a Locust `WorkerRunner`. When the
-master sends `collector_start` it starts a collector process for its shard
+It connects to the distributed collector's master (`harness.distributed_collector.master`,
+started by `harness run` when the scenario sets `collector.workers`) as a Locust
+`WorkerRunner`. When the master sends `collector_start` it starts a collector process for its shard
 (`harness.collector.process --shard i/N`, driven by `CollectorProcess`) and then relays each
 `collector_cmd` to it, sending the process's reply back as `collector_reply`; the HDR
 histograms travel encoded and are merged on the master. Commands are served one at a time, in
@@ -26,10 +26,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from harness.collector.client import CollectorError, CollectorProcess
-from harness.locust_master import DEFAULT_PORT
-from harness.locust_shape import locust_environment
+from harness.distributed_collector.environment import locust_environment
+from harness.distributed_collector.master import DEFAULT_PORT
 
-log = logging.getLogger("harness.locust_worker")
+log = logging.getLogger("harness.distributed_collector.worker")
 
 
 class ShardHost:
@@ -80,7 +80,7 @@ class ShardHost:
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m harness.locust_worker",
+        prog="python -m harness.distributed_collector.worker",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
