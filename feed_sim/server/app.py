@@ -85,6 +85,10 @@ class FeedSimServer:
         self._timers: list[asyncio.Task[None]] = []
         self._client_ids: dict[str, int] = {}
 
+    def client_sessions(self) -> list[Session]:
+        """The connected client sessions (the engine knows them as watchers)."""
+        return [s for s in self.engine.sessions if isinstance(s, Session)]
+
     def next_client_id(self, port_name: str) -> int:
         self._client_ids[port_name] = self._client_ids.get(port_name, 0) + 1
         return self._client_ids[port_name]
@@ -134,7 +138,7 @@ class FeedSimServer:
                 await task
         for server in self._servers:
             server.close()
-        for session in list(self.engine.sessions):
+        for session in self.client_sessions():
             session.abort()
         for server in self._servers:
             await server.wait_closed()
@@ -156,7 +160,7 @@ class FeedSimServer:
 
     def _send_timestamps(self) -> None:
         line = render_timestamp(self.engine.clock_ns())
-        for session in list(self.engine.sessions):
+        for session in self.client_sessions():
             if session.port_name in ("level1", "level2") and session.timestamps_on:
                 session.queue(line)
                 session.flush()
@@ -177,8 +181,9 @@ class FeedSimServer:
         engine = self.engine
         now = engine.clock_ns()
         uptime = max(1e-9, (now - engine.started_ns) / 1e9)
-        sent_kb = sum(s.bytes_out for s in engine.sessions) / 1024
-        received_kb = sum(s.bytes_in for s in engine.sessions) / 1024
+        sessions = self.client_sessions()
+        sent_kb = sum(s.bytes_out for s in sessions) / 1024
+        received_kb = sum(s.bytes_in for s in sessions) / 1024
         return render_stats(
             ConnectionStats(
                 server_ip=self.config.dtn_server_ip,
@@ -204,7 +209,7 @@ class FeedSimServer:
             3: ClientType.LOOKUP,
         }
         rows = []
-        for s in sorted(self.engine.sessions, key=lambda s: (s.client_type, s.client_id)):
+        for s in sorted(self.client_sessions(), key=lambda s: (s.client_type, s.client_id)):
             streaming = s.port_name in ("level1", "level2")
             rows.append(
                 render_client_stats(

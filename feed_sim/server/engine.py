@@ -16,7 +16,7 @@ import time
 from array import array
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -31,14 +31,11 @@ from feed_sim.protocol.system import (
     render_server_disconnected,
 )
 from feed_sim.server.flatout import FlatOut, patch_times
-from feed_sim.server.market import SymbolMarket
+from feed_sim.server.market import SymbolMarket, Watcher
 from feed_sim.server.paced_rings import PacedRings
 from feed_sim.server.round_robin import RoundRobinSchedule, round_robin_applies
 from feed_sim.server.symbol_events import DepthEvents, Level1Events
 from feed_sim.tape.model import TapeEvent
-
-if TYPE_CHECKING:
-    from feed_sim.server.sessions import Session
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +100,7 @@ class FeedEngine:
         self.markets: dict[str, SymbolMarket] = {}
         self.active: list[str] = []
         self.rate = RateSettings()
-        self.sessions: set[Session] = set()
+        self.sessions: set[Watcher] = set()
         self.stages: dict[str, StageCounters] = {}
         self.counters = self._new_stage("stage-0")
         self.running = False
@@ -284,13 +281,13 @@ class FeedEngine:
     def watched_level1_symbols(self) -> int:
         return sum(1 for m in self.markets.values() if m.level1_watchers)
 
-    def register(self, session: Session) -> None:
+    def register(self, session: Watcher) -> None:
         self.sessions.add(session)
 
-    def unregister(self, session: Session) -> None:
+    def unregister(self, session: Watcher) -> None:
         self.sessions.discard(session)
         for market in self.markets.values():
-            market.level1_watchers.pop(session, None)  # type: ignore[call-overload]
+            market.level1_watchers.pop(session, None)
             market.level2_watchers.discard(session)
 
     # -- pacing loop ------------------------------------------------------------------------
@@ -372,7 +369,7 @@ class FeedEngine:
     def _send_due(self, now: int) -> None:
         intended: list[int] = []
         disconnected = now < self._disconnected_until_ns
-        dirty: set[Session] = set()
+        dirty: set[Watcher] = set()
         if self._schedule is not None:
             if isinstance(self._schedule, TapeTimingSchedule):
                 for t, position, event_index in self._schedule.due_events(now, MAX_BATCH):
@@ -433,7 +430,7 @@ class FeedEngine:
             session.abort()
         if blocked or stuck:
             return False
-        dirty: set[Session] = set()
+        dirty: set[Watcher] = set()
         counters = self.counters
         pieces, messages = flat.compose(
             markets, watched, counters, now, lambda s: self._emit_level1(s, now, dirty, [])
@@ -449,7 +446,7 @@ class FeedEngine:
         return True
 
     def _emit_level1(
-        self, symbol: str, intended_ns: int, dirty: set[Session], intended: list[int]
+        self, symbol: str, intended_ns: int, dirty: set[Watcher], intended: list[int]
     ) -> bool:
         """One Level 1 message of `symbol` (flat out's live rendering); True if sent."""
         market = self.markets[symbol]
@@ -459,7 +456,7 @@ class FeedEngine:
         self,
         slots: list[tuple[int, int]],
         markets: list[SymbolMarket],
-        dirty: set[Session],
+        dirty: set[Watcher],
         intended: list[int],
         skip_unchanged: bool = True,
     ) -> int:
@@ -561,7 +558,7 @@ class FeedEngine:
             self.counters.unwatched_slots += unwatched
         return len(intended) - sent_before
 
-    def _emit_depth(self, symbol: str, intended_ns: int, dirty: set[Session]) -> bool:
+    def _emit_depth(self, symbol: str, intended_ns: int, dirty: set[Watcher]) -> bool:
         market = self.markets[symbol]
         if not market.level2_watchers:
             self.counters.unwatched_slots += 1
@@ -602,7 +599,7 @@ class FeedEngine:
         counts.note(market.depth_seq)
         return True
 
-    def _flush(self, dirty: set[Session], intended: list[int]) -> None:
+    def _flush(self, dirty: set[Watcher], intended: list[int]) -> None:
         for session in dirty:
             written = session.flush()
             self.counters.bytes_written += written

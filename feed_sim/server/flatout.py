@@ -53,16 +53,12 @@ import logging
 import time
 from array import array
 from collections.abc import Callable, Collection
-from typing import TYPE_CHECKING
 
 from contracts.sent import StageCounters, SymbolCount
 from feed_sim.protocol.fields import FIELD_INDEX, UPDATE_FIELDS, FieldKind, Fieldset
 from feed_sim.protocol.level1 import I_TICK_ID, Level1State
 from feed_sim.protocol.timefmt import hhmmss_micro, local_ns
-from feed_sim.server.market import SymbolMarket
-
-if TYPE_CHECKING:
-    from feed_sim.server.sessions import Session
+from feed_sim.server.market import SymbolMarket, Watcher
 
 log = logging.getLogger(__name__)
 
@@ -228,7 +224,7 @@ class FlatOut:
         self.high_water_bytes = high_water_bytes
         self.symbols: dict[str, SymbolRings] = {}
         self._day = -1
-        self._stuck_since: dict[Session, int] = {}
+        self._stuck_since: dict[Watcher, int] = {}
 
     def finish(self) -> None:
         """Flat out ends: move each live state's next TickID past the last one sent."""
@@ -237,11 +233,11 @@ class FlatOut:
             state.next_tick_id = max(state.next_tick_id, rings.next_tick)
         self.symbols.clear()
 
-    def blocked(self, sessions: Collection[Session], now_ns: int) -> tuple[bool, list[Session]]:
+    def blocked(self, sessions: Collection[Watcher], now_ns: int) -> tuple[bool, list[Watcher]]:
         """(any watching session over the high-water mark, sessions stuck too long to keep)."""
         blocked = False
-        stuck: list[Session] = []
-        still: dict[Session, int] = {}
+        stuck: list[Watcher] = []
+        still: dict[Watcher, int] = {}
         for session in sessions:
             transport = session.transport
             if transport is None or transport.get_write_buffer_size() <= self.high_water_bytes:
@@ -262,7 +258,7 @@ class FlatOut:
         counters: StageCounters,
         now_ns: int,
         live: Callable[[str], bool],
-    ) -> tuple[dict[Session, list[bytes]], int]:
+    ) -> tuple[dict[Watcher, list[bytes]], int]:
         """One batch: per session the byte slices to send, and the messages it holds.
 
         `live(symbol)` renders and queues one message of a symbol the ring cannot serve
@@ -275,7 +271,7 @@ class FlatOut:
         per_symbol = max(1, self.batch_messages // max(1, len(watched)))
         build_deadline = time.perf_counter_ns() + BUILD_BUDGET_NS
         built = 0  # one ring is always built, however late: a stalled process still progresses
-        pieces: dict[Session, list[bytes]] = {}
+        pieces: dict[Watcher, list[bytes]] = {}
         level1 = counters.level1
         messages = 0
         for symbol in watched:

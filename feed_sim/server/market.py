@@ -16,16 +16,48 @@ or bid/ask (b/a) code and a time field with its intended time, and TickIDs stay 
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Protocol
 
+from feed_sim.protocol.fields import Fieldset
 from feed_sim.protocol.level1 import FundamentalInfo, Level1State
 from feed_sim.protocol.level2 import DepthBook, DepthChange
 from feed_sim.server.symbol_events import DepthEventRow, DepthEvents, Level1Events, TradeRow
 from feed_sim.tape.model import TapeEvent
 
-if TYPE_CHECKING:
-    from feed_sim.server.sessions import Level1Session, Level2Session
+
+class Watcher(Protocol):
+    """A client session as the engine and a market see it (`feed_sim.server.sessions`): it
+    takes queued lines, flushes them to its socket, can be cut off."""
+
+    port_name: str
+    client_id: int
+    fieldset: Fieldset
+    transport: asyncio.Transport | None
+
+    def __hash__(self) -> int: ...
+
+    def queue(self, data: bytes) -> None: ...
+
+    def flush(self) -> int: ...
+
+    def abort(self) -> None: ...
+
+
+class DepthWatcher(Watcher, Protocol):
+    """A Level 2 session: book changes in the form its watch asked for."""
+
+    def queue_depth(
+        self,
+        line: bytes,
+        row: DepthEventRow,
+        market: SymbolMarket,
+        intended_ns: int | None = None,
+        change: DepthChange | None = None,
+    ) -> None: ...
+
+    def resend_snapshot(self, market: SymbolMarket) -> None: ...
 
 
 @dataclass
@@ -42,9 +74,9 @@ class SymbolMarket:
     level1_cursor: int = 0
     depth_cursor: int = 0
     depth_seq: int = 0
-    level1_watchers: dict[Level1Session, bool] = field(default_factory=dict)
+    level1_watchers: dict[Watcher, bool] = field(default_factory=dict)
     """Session -> trades only (`t` watch)."""
-    level2_watchers: set[Level2Session] = field(default_factory=set)
+    level2_watchers: set[DepthWatcher] = field(default_factory=set)
 
     @classmethod
     def from_events(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import typing
 from typing import TYPE_CHECKING
 
 from feed_sim.protocol import commands as cmd
@@ -66,11 +67,33 @@ from feed_sim.protocol.system import (
 )
 
 if TYPE_CHECKING:
-    from feed_sim.server.app import FeedSimServer
+    from feed_sim.server.engine import FeedEngine
     from feed_sim.server.market import SymbolMarket
     from feed_sim.server.symbol_events import DepthEventRow
 
 log = logging.getLogger(__name__)
+
+
+class ServerIdentity(typing.Protocol):
+    """What a Level 1 client is told about the server it reached (S,IP)."""
+
+    dtn_server_ip: str
+    dtn_server_port: int
+
+
+class SessionHost(typing.Protocol):
+    """The server as its sessions see it (`feed_sim.server.app.FeedSimServer`)."""
+
+    engine: FeedEngine
+    handler_errors: int
+    login_id: str
+
+    @property
+    def config(self) -> ServerIdentity: ...
+
+    def next_client_id(self, port_name: str) -> int: ...
+
+    def render_stats(self) -> bytes: ...
 
 
 class Session(asyncio.Protocol):
@@ -79,7 +102,7 @@ class Session(asyncio.Protocol):
     port_name = "session"
     client_type = 0
 
-    def __init__(self, server: FeedSimServer) -> None:
+    def __init__(self, server: SessionHost) -> None:
         self.server = server
         self.engine = server.engine
         self.transport: asyncio.Transport | None = None
@@ -188,7 +211,7 @@ class Level1Session(Session):
     port_name = "level1"
     client_type = 1
 
-    def __init__(self, server: FeedSimServer) -> None:
+    def __init__(self, server: SessionHost) -> None:
         super().__init__(server)
         self.watches: dict[str, bool] = {}
         self.regional: set[str] = set()
@@ -328,7 +351,7 @@ class Level2Session(Session):
     port_name = "level2"
     client_type = 2
 
-    def __init__(self, server: FeedSimServer) -> None:
+    def __init__(self, server: SessionHost) -> None:
         super().__init__(server)
         self.watches: dict[str, tuple[str, int | None]] = {}
 
@@ -500,7 +523,7 @@ class AdminSession(Session):
     port_name = "admin"
     client_type = 0
 
-    def __init__(self, server: FeedSimServer) -> None:
+    def __init__(self, server: SessionHost) -> None:
         super().__init__(server)
         self.client_stats_on = False
 

@@ -23,19 +23,7 @@ PACKAGES = ("contracts", "feed_sim", "ingest", "harness")
 CONTRACT_DEPENDENCIES = {"numpy", "hdrh", "msgspec"}
 MAX_LINES = 600
 
-KNOWN_CYCLES: set[frozenset[str]] = {
-    frozenset(
-        {
-            "feed_sim.server.app",
-            "feed_sim.server.engine",
-            "feed_sim.server.flatout",
-            "feed_sim.server.history",
-            "feed_sim.server.market",
-            "feed_sim.server.paced_rings",
-            "feed_sim.server.sessions",
-        }
-    ),
-}
+KNOWN_CYCLES: set[frozenset[str]] = set()
 KNOWN_LONG = {
     "feed_sim.protocol.level1",
     "feed_sim.server.engine",
