@@ -21,7 +21,14 @@ from typing import Any
 import numpy as np
 
 from contracts.sent import StageCounters, SymbolCount
-from feed_sim.pacing import FixedRateSchedule, RatePlan, Schedule, TapeTimingSchedule
+from feed_sim.pacing import (
+    FixedRateSchedule,
+    RatePlan,
+    RoundRobinSchedule,
+    Schedule,
+    TapeTimingSchedule,
+    round_robin_applies,
+)
 from feed_sim.protocol.fields import Fieldset
 from feed_sim.protocol.level1 import stale_mask
 from feed_sim.protocol.level2 import ORDER_DELETE, ORDER_UPDATE, render_order, render_order_delete
@@ -30,10 +37,10 @@ from feed_sim.protocol.system import (
     render_server_connected,
     render_server_disconnected,
 )
-from feed_sim.server.flatout import FlatOut, patch_times
+from feed_sim.server.flatout import FlatOut
 from feed_sim.server.market import SymbolMarket, Watcher
 from feed_sim.server.paced_rings import PacedRings
-from feed_sim.server.round_robin import RoundRobinSchedule, round_robin_applies
+from feed_sim.server.rings import patch_times
 from feed_sim.server.symbol_events import DepthEvents, Level1Events
 from feed_sim.tape.model import TapeEvent
 

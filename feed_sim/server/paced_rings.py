@@ -29,13 +29,9 @@ from typing import Any
 
 from feed_sim.protocol.fields import Fieldset
 from feed_sim.protocol.timefmt import hhmmss_micro, local_ns
-from feed_sim.server.flatout import (
-    BUILD_BUDGET_NS,
-    RING_SIZE,
-    TIME_SENTINEL_BYTES,
-    SymbolRings,
-)
+from feed_sim.server.flatout import BUILD_BUDGET_NS
 from feed_sim.server.market import SymbolMarket
+from feed_sim.server.rings import RING_SIZE, TIME_SENTINEL_BYTES, SymbolRings
 
 _NS_PER_DAY = 86_400 * 1_000_000_000
 DENSE_BATCH = 8

@@ -24,8 +24,9 @@ from feed_sim.protocol.fields import (
 from feed_sim.protocol.level1 import render_update
 from feed_sim.protocol.timefmt import et_wall_ns, hhmmss_micro
 from feed_sim.server.engine import FeedEngine, RateSettings
-from feed_sim.server.flatout import FlatOut, patch_times
+from feed_sim.server.flatout import FlatOut
 from feed_sim.server.market import SymbolMarket
+from feed_sim.server.rings import patch_times
 from feed_sim.tape.model import Kind, TapeEvent
 
 NOW = et_wall_ns(2025, 11, 24, 10, 30, 0, 123_456)
