@@ -1,4 +1,6 @@
-"""Level 1 (port 5009) per-symbol state and the `Q`/`P`/`F`/`R`/`C`/`N`/`n`/`E` renderers.
+"""Level 1 (port 5009) per-symbol state. Its messages are rendered by
+`feed_sim.protocol.level1_render` (`Q`/`P`/`R`/`C`/`N`/`n`/`E`) and
+`feed_sim.protocol.fundamentals` (`F`).
 
 `Level1State` keeps, besides the raw numbers, the wire text of all 70 update fields in
 `values` (slot = position in `fields.UPDATE_FIELD_NAMES`). Each trade or quote reformats only
@@ -23,22 +25,25 @@ caller sends nothing. A trade always is one (it carries its C/E/O code and time)
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import date, time
 from typing import Any
 
 from feed_sim.protocol.fields import (
     FIELD_INDEX,
     UPDATE_FIELD_NAMES,
-    Fieldset,
-    fundamental_field_names,
+)
+from feed_sim.protocol.stale_fields import (
+    STALE_ALL,
+    STALE_ASK_CHANGE,
+    STALE_BID_CHANGE,
+    STALE_EXTENDED,
+    STALE_LAST,
+    STALE_SPREAD,
+    STALE_TRADES,
+    STALE_VOLUME,
 )
 from feed_sim.protocol.timefmt import (
-    clientstats_time,
-    hhmmss,
-    hhmmss_micro,
-    level1_trade_texts,
-    mmddyyyy,
+    wire_time,
+    wire_time_texts,
 )
 
 _I = FIELD_INDEX
@@ -100,72 +105,6 @@ I_DAY_CODE = _I["Most Recent Trade Day Code"]
 TICK_UP = "173"
 TICK_DOWN = "175"
 TICK_UNCHANGED = "183"
-
-
-# Derived-field groups of `Level1State`: a bit per group, set by apply_* (the group is stale)
-# and cleared by `sync` (its wire texts recomputed from the numeric state).
-STALE_LAST = 1  # Range, Change From Open, Change, Percent Change (last-qualified trades)
-STALE_EXTENDED = 2  # Extended Trading Change / Difference (C and E trades)
-STALE_VOLUME = 4  # Total Volume, VWAP, Percent Off Average Volume (trades with size)
-STALE_TRADES = 8  # Number of Trades Today
-STALE_SPREAD = 16  # Spread
-STALE_BID_CHANGE = 32
-STALE_ASK_CHANGE = 64
-STALE_ALL = 127
-_STALE_SLOTS = {
-    STALE_LAST: (I_RANGE, I_CHANGE_FROM_OPEN, I_CHANGE, I_PERCENT_CHANGE),
-    STALE_EXTENDED: (I_EXT_CHANGE, I_EXT_DIFFERENCE),
-    STALE_VOLUME: (I_TOTAL_VOLUME, I_VWAP, I_PCT_OFF_AVG_VOLUME),
-    STALE_TRADES: (I_TRADES_TODAY,),
-    STALE_SPREAD: (I_SPREAD,),
-    STALE_BID_CHANGE: (I_BID_CHANGE,),
-    STALE_ASK_CHANGE: (I_ASK_CHANGE,),
-}
-_masks: dict[int, tuple[Fieldset, int]] = {}
-
-
-def stale_mask(fieldset: Fieldset) -> int:
-    """The derived-field groups `fieldset` shows (cached per Fieldset object)."""
-    found = _masks.get(id(fieldset))
-    if found is not None and found[0] is fieldset:
-        return found[1]
-    indexes = set(fieldset.indexes)
-    mask = 0
-    for bit, slots in _STALE_SLOTS.items():
-        if indexes.intersection(slots):
-            mask |= bit
-    if len(_masks) > 4096:
-        _masks.clear()
-    _masks[id(fieldset)] = (fieldset, mask)  # holds the Fieldset: its id is not reused
-    return mask
-
-
-class _SecondTexts:
-    """Cache of `wire_time_texts`: the texts of one second since the epoch."""
-
-    second = -1
-    prefix = ""  # 'HH:MM:SS.'
-    date = ""
-    day_code = ""
-
-
-def wire_time_texts(ts_ns: int) -> tuple[str, str, str]:
-    """`level1_trade_texts(ts_ns)` with the second's texts cached: only the microseconds are
-    formatted per call (the US/Eastern offset is a whole number of seconds)."""
-    cache = _SecondTexts
-    if ts_ns // 1_000_000_000 != cache.second:
-        time_text, cache.date, cache.day_code = level1_trade_texts(ts_ns)
-        cache.prefix = time_text[:9]
-        cache.second = ts_ns // 1_000_000_000
-    return f"{cache.prefix}{(ts_ns // 1_000) % 1_000_000:06d}", cache.date, cache.day_code
-
-
-def wire_time(ts_ns: int) -> str:
-    """`hhmmss_micro(ts_ns)`, cached per second like `wire_time_texts`."""
-    cache = _SecondTexts
-    if ts_ns // 1_000_000_000 != cache.second:
-        wire_time_texts(ts_ns)
-    return f"{cache.prefix}{(ts_ns // 1_000) % 1_000_000:06d}"
 
 
 Level1Wire = tuple[Any, ...]
@@ -635,250 +574,3 @@ class Level1State:
         if not self.lazy:
             self.sync()
         return codes
-
-
-def render_update(state: Level1State, fieldset: Fieldset) -> bytes:
-    """`Q,<fields in the connection's fieldset order>,\\r\\n`."""
-    if state._stale:
-        state.sync(stale_mask(fieldset))
-    return fieldset.render("Q", state.values)
-
-
-def render_summary(state: Level1State, fieldset: Fieldset) -> bytes:
-    """`P,...` summary (after a watch or `f`), same layout as `Q`."""
-    state.sync()
-    return fieldset.render("P", state.values)
-
-
-def render_not_found(symbol: str) -> bytes:
-    """`n,<SYMBOL>` (no trailing comma)."""
-    return f"n,{symbol}\r\n".encode("latin-1", "replace")
-
-
-def render_error(text: str) -> bytes:
-    """`E,<text>,`."""
-    return f"E,{text},\r\n".encode("latin-1", "replace")
-
-
-def render_regional(
-    symbol: str,
-    bid: float | None,
-    bid_size: int | None,
-    bid_ns: int | None,
-    ask: float | None,
-    ask_size: int | None,
-    ask_ns: int | None,
-    market_center: int,
-    *,
-    precision: int = 4,
-    fraction_display_code: int = 14,
-    exchange: str = "",
-    price_decimals: int | None = None,
-) -> bytes:
-    """`R,<sym>,<exch (deprecated)>,<bid>,<bidsize>,<HH:MM:SS>,<ask>,<asksize>,<HH:MM:SS>,
-    <fraction display code>,<decimal precision>,<market center>,`.
-
-    Prices use `price_decimals` digits (default: `precision`)."""
-    fmt = f"%.{precision if price_decimals is None else price_decimals}f"
-
-    def opt(value: object) -> str:
-        return "" if value is None else str(value)
-
-    return (
-        f"R,{symbol},{exchange},{'' if bid is None else fmt % bid},{opt(bid_size)},"
-        f"{'' if bid_ns is None else hhmmss(bid_ns)},{'' if ask is None else fmt % ask},"
-        f"{opt(ask_size)},{'' if ask_ns is None else hhmmss(ask_ns)},{fraction_display_code},"
-        f"{precision},{market_center},\r\n"
-    ).encode("latin-1", "replace")
-
-
-def render_correction(
-    symbol: str,
-    kind: str,
-    ts_ns: int,
-    price: float,
-    size: int,
-    tick_id: int,
-    conditions: str,
-    market_center: int,
-    precision: int = 4,
-) -> bytes:
-    """6.2 trade correction `C,<sym>,<I|X>,<MM/DD/YYYY>,<HH:MM:SS.ffffff>,<price>,<size>,
-    <tickid>,<conditions>,<mc>` with NO trailing comma, exactly as the C# fixture and the
-    documented layout (INFERRED: no real capture exists; the other C# Level 1 fixtures keep
-    their trailing commas, so this one is taken at face value)."""
-    return (
-        f"C,{symbol},{kind},{mmddyyyy(ts_ns)},{hhmmss_micro(ts_ns)},{price:.{precision}f},"
-        f"{size},{tick_id},{conditions},{market_center}\r\n"
-    ).encode("latin-1", "replace")
-
-
-def render_news(
-    distributor: str, story_id: str, symbols: list[str], ts_ns: int, headline: str
-) -> bytes:
-    """`N,<distributor>,<story id>,<SYM:SYM>,<YYYYMMDD HHMMSS>,<headline>,`."""
-    return (
-        f"N,{distributor},{story_id},{':'.join(symbols)},{clientstats_time(ts_ns)},{headline},\r\n"
-    ).encode("latin-1", "replace")
-
-
-@dataclass(frozen=True, slots=True)
-class FundamentalInfo:
-    """Data of a symbol's `F` message. None/"" render as empty fields.
-
-    Formats follow the MSFT fixtures: prices use `precision` decimals, PE/ratios compact
-    ('65.6'), EPS/yields/beta/volatility two decimals, institutions three, balance-sheet
-    amounts one; dates MM/DD/YYYY; session times HH:MM:SS.
-    """
-
-    symbol: str
-    company_name: str = ""
-    exchange_id: int = 5
-    listed_market: int = 5
-    security_type: int = 1
-    precision: int = 4
-    format_code: str = "14"
-    pe: float | None = None
-    average_volume: int | None = None
-    high_52w: float | None = None
-    low_52w: float | None = None
-    calendar_year_high: float | None = None
-    calendar_year_low: float | None = None
-    dividend_yield: float | None = None
-    dividend_amount: float | None = None
-    dividend_rate: float | None = None
-    pay_date: date | None = None
-    ex_dividend_date: date | None = None
-    current_year_eps: float | None = None
-    next_year_eps: float | None = None
-    five_year_growth_pct: float | None = None
-    fiscal_year_end: int | None = None
-    root_option_symbols: str = ""
-    percent_held_by_institutions: float | None = None
-    beta: float | None = None
-    leaps: str = ""
-    current_assets: float | None = None
-    current_liabilities: float | None = None
-    balance_sheet_date: date | None = None
-    long_term_debt: float | None = None
-    common_shares_outstanding: int | None = None
-    split_factor_1: str = ""
-    split_factor_2: str = ""
-    sic: int | None = None
-    historical_volatility: float | None = None
-    high_52w_date: date | None = None
-    low_52w_date: date | None = None
-    calendar_year_high_date: date | None = None
-    calendar_year_low_date: date | None = None
-    year_end_close: float | None = None
-    maturity_date: date | None = None
-    coupon_rate: float | None = None
-    expiration_date: date | None = None
-    strike_price: float | None = None
-    naics: int | None = None
-    exchange_root: str = ""
-    option_premium_multiplier: float | None = None
-    option_multiple_deliverable: int | None = None
-    session_open_time: time | None = None
-    session_close_time: time | None = None
-    base_currency: str = ""
-    contract_size: float | None = None
-    contract_months: str = ""
-    minimum_tick_size: float | None = None
-    first_delivery_date: date | None = None
-    figi: str = ""
-    security_subtype: int | None = None
-    short_interest: int | None = None  # 6.0 layout only
-    market_center: int | None = None  # 6.0 layout only
-
-    def wire_values(self) -> dict[str, str]:
-        """Field name -> wire text, for every name of both layouts."""
-        price = f"%.{self.precision}f"
-
-        def p(x: float | None) -> str:
-            return "" if x is None else price % x
-
-        def fixed(x: float | None, digits: int) -> str:
-            return "" if x is None else f"{x:.{digits}f}"
-
-        def compact(x: float | None) -> str:
-            return "" if x is None else f"{x:.6f}".rstrip("0").rstrip(".")
-
-        def i(x: int | None) -> str:
-            return "" if x is None else str(x)
-
-        def d(x: date | None) -> str:
-            return "" if x is None else f"{x.month:02d}/{x.day:02d}/{x.year:04d}"
-
-        def t(x: time | None) -> str:
-            return "" if x is None else x.strftime("%H:%M:%S")
-
-        fiscal = "" if self.fiscal_year_end is None else f"{self.fiscal_year_end:02d}"
-        return {
-            "Symbol": self.symbol,
-            "Exchange ID": format(self.exchange_id, "X"),
-            "PE": compact(self.pe),
-            "Average Volume": i(self.average_volume),
-            "52 Week High": p(self.high_52w),
-            "52 Week Low": p(self.low_52w),
-            "Calendar Year High": p(self.calendar_year_high),
-            "Calendar Year Low": p(self.calendar_year_low),
-            "Dividend Yield": fixed(self.dividend_yield, 2),
-            "Dividend Amount": fixed(self.dividend_amount, 2),
-            "Dividend Rate": fixed(self.dividend_rate, 2),
-            "Pay Date": d(self.pay_date),
-            "Ex-dividend Date": d(self.ex_dividend_date),
-            "Short Interest": i(self.short_interest),
-            "Current Year EPS": fixed(self.current_year_eps, 2),
-            "Next Year EPS": fixed(self.next_year_eps, 2),
-            "Five-year Growth Percentage": fixed(self.five_year_growth_pct, 2),
-            "Fiscal Year End": fiscal,
-            "Company Name": self.company_name,
-            "Root Option Symbol": self.root_option_symbols,
-            "Percent Held By Institutions": fixed(self.percent_held_by_institutions, 3),
-            "Beta": fixed(self.beta, 2),
-            "Leaps": self.leaps,
-            "Current Assets": fixed(self.current_assets, 1),
-            "Current Liabilities": fixed(self.current_liabilities, 1),
-            "Balance Sheet Date": d(self.balance_sheet_date),
-            "Long-term Debt": fixed(self.long_term_debt, 1),
-            "Common Shares Outstanding": i(self.common_shares_outstanding),
-            "Split Factor 1": self.split_factor_1,
-            "Split Factor 2": self.split_factor_2,
-            "Market Center": i(self.market_center),
-            "Format Code": self.format_code,
-            "Precision": str(self.precision),
-            "SIC": i(self.sic),
-            "Historical Volatility": fixed(self.historical_volatility, 2),
-            "Security Type": str(self.security_type),
-            "Listed Market": str(self.listed_market),
-            "52 Week High Date": d(self.high_52w_date),
-            "52 Week Low Date": d(self.low_52w_date),
-            "Calendar Year High Date": d(self.calendar_year_high_date),
-            "Calendar Year Low Date": d(self.calendar_year_low_date),
-            "Year End Close": p(self.year_end_close),
-            "Maturity Date": d(self.maturity_date),
-            "Coupon Rate": compact(self.coupon_rate),
-            "Expiration Date": d(self.expiration_date),
-            "Strike Price": p(self.strike_price),
-            "NAICS": i(self.naics),
-            "Exchange Root": self.exchange_root,
-            "Option Premium Multiplier": compact(self.option_premium_multiplier),
-            "Option Multiple Deliverable": i(self.option_multiple_deliverable),
-            "Session Open Time": t(self.session_open_time),
-            "Session Close Time": t(self.session_close_time),
-            "Base Currency": self.base_currency,
-            "Contract Size": compact(self.contract_size),
-            "Contract Months": self.contract_months,
-            "Minimum Tick Size": compact(self.minimum_tick_size),
-            "First Delivery Date": d(self.first_delivery_date),
-            "FIGI": self.figi,
-            "Security SubType": i(self.security_subtype),
-        }
-
-
-def render_fundamental(info: FundamentalInfo, protocol: str) -> bytes:
-    """`F,<57 fields>,` in the protocol's layout ('(Reserved)' columns empty before 6.1)."""
-    values = info.wire_values()
-    row = ",".join(values.get(name, "") for name in fundamental_field_names(protocol))
-    return f"F,{row},\r\n".encode("latin-1", "replace")

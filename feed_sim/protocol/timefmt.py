@@ -204,3 +204,31 @@ def parse_compact_datetime(text: str) -> int:
             hours=int(time_text[0:2]), minutes=int(time_text[2:4]), seconds=int(time_text[4:6])
         )
     return _eastern_to_ns(wall)
+
+
+class _SecondTexts:
+    """Cache of `wire_time_texts`: the texts of one second since the epoch."""
+
+    second = -1
+    prefix = ""  # 'HH:MM:SS.'
+    date = ""
+    day_code = ""
+
+
+def wire_time_texts(ts_ns: int) -> tuple[str, str, str]:
+    """`level1_trade_texts(ts_ns)` with the second's texts cached: only the microseconds are
+    formatted per call (the US/Eastern offset is a whole number of seconds)."""
+    cache = _SecondTexts
+    if ts_ns // 1_000_000_000 != cache.second:
+        time_text, cache.date, cache.day_code = level1_trade_texts(ts_ns)
+        cache.prefix = time_text[:9]
+        cache.second = ts_ns // 1_000_000_000
+    return f"{cache.prefix}{(ts_ns // 1_000) % 1_000_000:06d}", cache.date, cache.day_code
+
+
+def wire_time(ts_ns: int) -> str:
+    """`hhmmss_micro(ts_ns)`, cached per second like `wire_time_texts`."""
+    cache = _SecondTexts
+    if ts_ns // 1_000_000_000 != cache.second:
+        wire_time_texts(ts_ns)
+    return f"{cache.prefix}{(ts_ns // 1_000) % 1_000_000:06d}"

@@ -30,8 +30,8 @@ from feed_sim.pacing import (
     round_robin_applies,
 )
 from feed_sim.protocol.fields import Fieldset
-from feed_sim.protocol.level1 import stale_mask
 from feed_sim.protocol.level2 import ORDER_DELETE, ORDER_UPDATE, render_order, render_order_delete
+from feed_sim.protocol.stale_fields import stale_mask
 from feed_sim.protocol.system import (
     render_clear_depth,
     render_server_connected,

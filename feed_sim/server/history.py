@@ -15,7 +15,7 @@ import numpy.typing as npt
 
 from feed_sim.protocol import lookup as lk
 from feed_sim.protocol.codes import listed_markets, security_types, trade_conditions
-from feed_sim.protocol.level1 import FundamentalInfo
+from feed_sim.protocol.fundamentals import FundamentalInfo
 from feed_sim.protocol.system import Protocol
 from feed_sim.protocol.timefmt import day_of_month, local_ns
 

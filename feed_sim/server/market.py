@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from feed_sim.protocol.fields import Fieldset
-from feed_sim.protocol.level1 import FundamentalInfo, Level1State
+from feed_sim.protocol.fundamentals import FundamentalInfo
+from feed_sim.protocol.level1 import Level1State
 from feed_sim.protocol.level2 import DepthBook, DepthChange
 from feed_sim.server.symbol_events import DepthEventRow, DepthEvents, Level1Events, TradeRow
 from feed_sim.tape.model import TapeEvent

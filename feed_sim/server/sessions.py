@@ -18,12 +18,8 @@ from feed_sim.protocol import commands as cmd
 from feed_sim.protocol.codes import market_participants
 from feed_sim.protocol.fields import DEFAULT_FIELDSET, Fieldset, update_field_names
 from feed_sim.protocol.fields import fundamental_field_names as fundamental_names
-from feed_sim.protocol.level1 import (
-    render_fundamental,
-    render_not_found,
-    render_regional,
-    render_summary,
-)
+from feed_sim.protocol.fundamentals import render_fundamental
+from feed_sim.protocol.level1_render import render_not_found, render_regional, render_summary
 from feed_sim.protocol.level2 import (
     MM_SUMMARY,
     MM_UPDATE,

@@ -25,7 +25,6 @@ MAX_LINES = 600
 
 KNOWN_CYCLES: set[frozenset[str]] = set()
 KNOWN_LONG = {
-    "feed_sim.protocol.level1",
     "feed_sim.server.engine",
     "ingest.feed.parse",
 }

@@ -21,7 +21,7 @@ from feed_sim.protocol.fields import (
     FieldKind,
     Fieldset,
 )
-from feed_sim.protocol.level1 import render_update
+from feed_sim.protocol.level1_render import render_update
 from feed_sim.protocol.timefmt import et_wall_ns, hhmmss_micro
 from feed_sim.server.engine import FeedEngine, RateSettings
 from feed_sim.server.flatout import FlatOut

@@ -10,7 +10,7 @@ the rings'.
 from __future__ import annotations
 
 from feed_sim.protocol.fields import Fieldset
-from feed_sim.protocol.level1 import render_update
+from feed_sim.protocol.level1_render import render_update
 from feed_sim.protocol.timefmt import hhmmss_micro
 from feed_sim.server.market import SymbolMarket
 from feed_sim.server.paced_rings import DENSE_BATCH, PacedRings

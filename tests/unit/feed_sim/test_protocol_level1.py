@@ -7,12 +7,11 @@ from datetime import date, time
 import pytest
 
 from feed_sim.protocol.fields import DEFAULT_FIELDSET, Fieldset
-from feed_sim.protocol.level1 import (
-    FundamentalInfo,
-    Level1State,
+from feed_sim.protocol.fundamentals import FundamentalInfo, render_fundamental
+from feed_sim.protocol.level1 import Level1State
+from feed_sim.protocol.level1_render import (
     render_correction,
     render_error,
-    render_fundamental,
     render_news,
     render_not_found,
     render_regional,

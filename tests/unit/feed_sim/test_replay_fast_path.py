@@ -16,14 +16,15 @@ import pytest
 
 from feed_sim.pacing import FixedRateSchedule, RatePlan, RoundRobinSchedule, round_robin_applies
 from feed_sim.protocol.fields import DEFAULT_FIELDSET, UPDATE_FIELD_NAMES, Fieldset
-from feed_sim.protocol.level1 import (
-    Level1State,
-    render_summary,
-    render_update,
+from feed_sim.protocol.level1 import Level1State
+from feed_sim.protocol.level1_render import render_summary, render_update
+from feed_sim.protocol.timefmt import (
+    et_wall_ns,
+    hhmmss_micro,
+    level1_trade_texts,
     wire_time,
     wire_time_texts,
 )
-from feed_sim.protocol.timefmt import et_wall_ns, hhmmss_micro, level1_trade_texts
 from feed_sim.server.market import SymbolMarket
 from feed_sim.server.symbol_events import TradeRow
 from feed_sim.tape.model import Kind, TapeEvent

@@ -8,7 +8,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from feed_sim.protocol.fields import Fieldset
-from feed_sim.protocol.level1 import Level1State, render_summary, render_update
+from feed_sim.protocol.level1 import Level1State
+from feed_sim.protocol.level1_render import render_summary, render_update
 from feed_sim.protocol.level2 import render_order, render_order_delete, render_price_level
 from feed_sim.protocol.system import render_clear_depth, render_current_update_fieldnames
 from feed_sim.protocol.timefmt import et_wall_ns

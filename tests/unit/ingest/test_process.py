@@ -5,7 +5,8 @@ from __future__ import annotations
 import orjson
 
 from feed_sim.protocol.fields import Fieldset
-from feed_sim.protocol.level1 import Level1State, render_summary, render_update
+from feed_sim.protocol.level1 import Level1State
+from feed_sim.protocol.level1_render import render_summary, render_update
 from feed_sim.protocol.level2 import render_order, render_order_delete
 from feed_sim.protocol.timefmt import et_wall_ns
 from ingest.feed.fieldset import INGEST_FIELDS
