@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ingest.feed.parse import (
+from ingest.feed.messages import (
     ClearDepth,
     CurrentProtocol,
     CustomerInfo,
@@ -34,7 +34,6 @@ from ingest.feed.parse import (
     Fundamental,
     Ignored,
     Level1Update,
-    LineParser,
     Malformed,
     Message,
     NoDepth,
@@ -43,6 +42,7 @@ from ingest.feed.parse import (
     SystemMessage,
     Timestamp,
 )
+from ingest.feed.parse import LineParser
 from ingest.feed.state import SymbolStates
 from ingest.records import FeedRecord
 

@@ -7,12 +7,11 @@ Owns the wire layouts the core reads (iqfeed-protocol.md §1.2, §2, §3):
   `S,CURRENT UPDATE FIELDNAMES,...` the server sends.
 - `F` (content ignored), `n`, `E`, `T`, `S,...` system messages (the symbol of `SYMBOL LIMIT
   REACHED` is at index 2, gotcha 26), `S,CLEAR DEPTH,<sym>,<A|B>` (gotcha 15).
-- Level 2 protocol 6.2 rows: `0`/`3`/`4`/`6` orders (empty order id = Nasdaq MMID row,
-  gotcha 13), `5` deletes (time may be empty), `7`/`8`/`9` price levels (their own columns,
-  gotcha 14), `q`; sides `A`/`B` only.
+- Level 2 protocol 6.2 rows (`ingest.feed.depth_rows`), `q`.
 
-`LineParser.parse` never raises: malformed, truncated, over-long or binary lines give
-`Malformed(reason)` with a reason from `MALFORMED_REASONS`. Times are converted to UTC ns
+The messages are the types of `ingest.feed.messages`. `LineParser.parse` never raises:
+malformed, truncated, over-long or binary lines give `Malformed(reason)` with a reason from
+`MALFORMED_REASONS`. Times are converted to UTC ns
 (timeparse); times without a date are placed near the receive time passed in.
 
 `Q` lines, the hot path, go through the C extension `ingest.feed._fastparse` (built by
@@ -26,199 +25,46 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from operator import itemgetter
-from typing import Any, NamedTuple
+from typing import Any
 
 import ingest.feed._fastparse as _fastparse
+from ingest.feed.depth_rows import (
+    LEVEL_ACTIONS,
+    ORDER_ACTIONS,
+    SIDES,
+    level_delete,
+    level_row,
+    order_delete,
+    order_row,
+)
 from ingest.feed.fieldset import DEFAULT_FIELDS
+from ingest.feed.messages import (
+    ClearDepth,
+    CurrentProtocol,
+    CustomerInfo,
+    ErrorMessage,
+    FieldsetChanged,
+    Fundamental,
+    Ignored,
+    Level1Update,
+    Malformed,
+    Message,
+    NoDepth,
+    SymbolLimitReached,
+    SymbolNotFound,
+    SystemMessage,
+    Timestamp,
+)
 from ingest.feed.timeparse import (
     DatedTimeCache,
     NearTimeCache,
-    l2_datetime_ns,
-    time_near_ns,
-    time_of_day_us,
     timestamp_message_ns,
-    ymd_day,
 )
 
 MAX_LINE_CHARS = 16_384
 """Longer lines are `Malformed("too_long")` (the longest real lines, `S,WATCHES` with 500
 symbols or `S,UPDATE FIELDNAMES`, stay well under 4 KB)."""
-
-MALFORMED_REASONS = (
-    "empty",
-    "too_long",
-    "binary",
-    "unknown_type",
-    "bad_field_count",
-    "bad_number",
-    "bad_time",
-    "bad_side",
-    "bad_symbol",
-    "bad_key",
-    "bad_fieldset",
-)
-
-
-@dataclass(frozen=True, slots=True)
-class Malformed:
-    """A line the parser could not read; `reason` is one of MALFORMED_REASONS."""
-
-    reason: str
-    detail: str = ""
-
-
-class Level1Update(NamedTuple):
-    """A Level 1 `Q` (update) or `P` (summary, `summary=True`). Fields missing from the
-    connection's fieldset, or empty on the wire, are None. Times are UTC ns.
-
-    A NamedTuple because it is built once per line on the hot path (tuple construction is
-    several times cheaper than setting 18 attributes)."""
-
-    summary: bool
-    symbol: str
-    trade_price: float | None
-    trade_size: int | None
-    trade_ns: int | None
-    trade_mc: int | None
-    conditions: str
-    total_volume: int | None
-    bid: float | None
-    bid_size: int | None
-    bid_ns: int | None
-    bid_mc: int | None
-    ask: float | None
-    ask_size: int | None
-    ask_ns: int | None
-    ask_mc: int | None
-    contents: str
-    tick_id: int | None
-
-
-@dataclass(frozen=True, slots=True)
-class DepthRow:
-    """One Level 2 row. action: summary/add/update/delete; level_kind: order (MBO, order id),
-    mmid (Nasdaq Level II, order_id 0) or price (7/8/9). time_ns 0 when the time is empty."""
-
-    action: str
-    level_kind: str
-    symbol: str
-    side: str
-    mmid: str
-    order_id: int
-    price: float | None
-    size: int
-    order_count: int
-    priority: int | None
-    time_ns: int
-
-
-@dataclass(frozen=True, slots=True)
-class Fundamental:
-    """An `F` message (content not read)."""
-
-    symbol: str
-
-
-@dataclass(frozen=True, slots=True)
-class SymbolNotFound:
-    """`n,<SYMBOL>`."""
-
-    symbol: str
-
-
-@dataclass(frozen=True, slots=True)
-class NoDepth:
-    """`q,<SYMBOL>`: the symbol has no Level 2 depth."""
-
-    symbol: str
-
-
-@dataclass(frozen=True, slots=True)
-class ErrorMessage:
-    """`E,<text>,`."""
-
-    text: str
-
-
-@dataclass(frozen=True, slots=True)
-class Timestamp:
-    """`T,YYYYMMDD HH:MM:SS` (server time, Eastern) as UTC ns."""
-
-    time_ns: int
-
-
-@dataclass(frozen=True, slots=True)
-class SystemMessage:
-    """`S,<KIND>,...`: kind is one of SYSTEM_KINDS (unknown kinds are 'OTHER')."""
-
-    kind: str
-    args: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class SymbolLimitReached:
-    """`S,SYMBOL LIMIT REACHED,<sym>` (symbol at index 2)."""
-
-    symbol: str
-
-
-@dataclass(frozen=True, slots=True)
-class ClearDepth:
-    """`S,CLEAR DEPTH,<sym>,<A|B>,`: one side of a book is wiped."""
-
-    symbol: str
-    side: str
-
-
-@dataclass(frozen=True, slots=True)
-class FieldsetChanged:
-    """`S,CURRENT UPDATE FIELDNAMES,...`: the connection's new `P`/`Q` layout."""
-
-    names: tuple[str, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class CurrentProtocol:
-    """`S,CURRENT PROTOCOL,<v>`."""
-
-    version: str
-
-
-@dataclass(frozen=True, slots=True)
-class CustomerInfo:
-    """`S,CUST,...`: the service type and the Level 1 symbol limit (None if unreadable)."""
-
-    service: str
-    max_symbols: int | None
-    version: str
-
-
-@dataclass(frozen=True, slots=True)
-class Ignored:
-    """A known message type the core does not use (`R`, `N`, `C`, <=6.1 `Z`/`2`/`M`, `O`)."""
-
-    kind: str
-
-
-Message = (
-    Level1Update
-    | DepthRow
-    | Fundamental
-    | SymbolNotFound
-    | NoDepth
-    | ErrorMessage
-    | Timestamp
-    | SystemMessage
-    | SymbolLimitReached
-    | ClearDepth
-    | FieldsetChanged
-    | CurrentProtocol
-    | CustomerInfo
-    | Ignored
-    | Malformed
-)
 
 SYSTEM_KINDS = frozenset(
     {
@@ -242,9 +88,6 @@ SYSTEM_KINDS = frozenset(
 )
 IGNORED_TYPES = frozenset({"R", "N", "C", "Z", "2", "M", "O"})
 
-ORDER_ACTIONS = {"6": "summary", "3": "add", "4": "update", "0": "update"}
-LEVEL_ACTIONS = {"7": "summary", "8": "update"}
-SIDES = frozenset({"A", "B"})
 _CUST_MAX_SYMBOLS = 10  # index in the split line: 'S', 'CUST', then field 8 (§1.3)
 
 
@@ -414,13 +257,13 @@ class LineParser:
         parts = line.split(",")
         kind = parts[0]
         if kind in ORDER_ACTIONS:
-            return _order_row(parts, ORDER_ACTIONS[kind], hint)
+            return order_row(parts, ORDER_ACTIONS[kind], hint)
         if kind == "5":
-            return _order_delete(parts, hint)
+            return order_delete(parts, hint)
         if kind in LEVEL_ACTIONS:
-            return _level_row(parts, LEVEL_ACTIONS[kind], hint)
+            return level_row(parts, LEVEL_ACTIONS[kind], hint)
         if kind == "9":
-            return _level_delete(parts, hint)
+            return level_delete(parts, hint)
         if kind in ("Q", "P"):
             return self._level1(parts, kind == "P", hint)
         if kind == "S":
@@ -582,116 +425,3 @@ class LineParser:
         if kind in SYSTEM_KINDS:
             return SystemMessage(kind, tuple(args))
         return SystemMessage("OTHER", (kind[:64],))
-
-
-def _side(text: str) -> str | None:
-    return text if text in SIDES else None
-
-
-def _row_time(time_text: str, date_text: str, hint: int) -> int | None:
-    """UTC ns of a Level 2 row time; 0 when the time is empty, None when invalid."""
-    if not time_text:
-        return 0 if not date_text or ymd_day(date_text) is not None else None
-    if date_text:
-        return l2_datetime_ns(date_text, time_text, hint)
-    tod = time_of_day_us(time_text)
-    return None if tod is None else time_near_ns(tod, hint)
-
-
-def _fields(parts: list[str], count: int) -> bool:
-    """True when the row has `count` fields after the type (+ the trailing empty one)."""
-    n = len(parts)
-    return n == count + 1 or (n == count + 2 and not parts[-1])
-
-
-def _order_row(parts: list[str], action: str, hint: int) -> DepthRow | Malformed:
-    """`3/4/6/0,Symbol,OrderID,MMID,Side,Price,Size,Priority,Precision,Time,Date,`."""
-    if not _fields(parts, 10):
-        return Malformed("bad_field_count", f"order row with {len(parts)} fields")
-    _, symbol, oid, mmid, side, price_text, size_text, prio, _prec, time_text, date_text = parts[
-        :11
-    ]
-    if not symbol:
-        return Malformed("bad_symbol")
-    if _side(side) is None:
-        return Malformed("bad_side", side[:8])
-    order_id = int(oid) if oid else 0
-    if order_id < 0 or (order_id == 0 and not mmid):
-        return Malformed("bad_key", "neither order id nor MMID")
-    price = float(price_text)
-    size = int(size_text) if size_text else 0
-    if price - price != 0.0 or size < 0:
-        return Malformed("bad_number", "price or size")
-    time_ns = _row_time(time_text, date_text, hint)
-    if time_ns is None:
-        return Malformed("bad_time", "order row")
-    return DepthRow(
-        action,
-        "order" if order_id else "mmid",
-        symbol,
-        side,
-        mmid,
-        order_id,
-        price,
-        size,
-        1,
-        int(prio) if prio else None,
-        time_ns,
-    )
-
-
-def _order_delete(parts: list[str], hint: int) -> DepthRow | Malformed:
-    """`5,Symbol,OrderID,MMID,Side,Time,Date,` (time empty for Nasdaq MMID rows)."""
-    if not _fields(parts, 6):
-        return Malformed("bad_field_count", f"order delete with {len(parts)} fields")
-    _, symbol, oid, mmid, side, time_text, date_text = parts[:7]
-    if not symbol:
-        return Malformed("bad_symbol")
-    if _side(side) is None:
-        return Malformed("bad_side", side[:8])
-    order_id = int(oid) if oid else 0
-    if order_id < 0 or (order_id == 0 and not mmid):
-        return Malformed("bad_key", "neither order id nor MMID")
-    time_ns = _row_time(time_text, date_text, hint)
-    if time_ns is None:
-        return Malformed("bad_time", "order delete")
-    kind = "order" if order_id else "mmid"
-    return DepthRow("delete", kind, symbol, side, mmid, order_id, None, 0, 0, None, time_ns)
-
-
-def _level_row(parts: list[str], action: str, hint: int) -> DepthRow | Malformed:
-    """`7/8,Symbol,Side,Price,Size,OrderCount,Precision,Time,Date,`."""
-    if not _fields(parts, 8):
-        return Malformed("bad_field_count", f"price level with {len(parts)} fields")
-    _, symbol, side, price_text, size_text, count_text, _prec, time_text, date_text = parts[:9]
-    if not symbol:
-        return Malformed("bad_symbol")
-    if _side(side) is None:
-        return Malformed("bad_side", side[:8])
-    price = float(price_text)
-    size = int(size_text) if size_text else 0
-    count = int(count_text) if count_text else 0
-    if price - price != 0.0 or size < 0 or count < 0:
-        return Malformed("bad_number", "price, size or order count")
-    time_ns = _row_time(time_text, date_text, hint)
-    if time_ns is None:
-        return Malformed("bad_time", "price level")
-    return DepthRow(action, "price", symbol, side, "", 0, price, size, count, None, time_ns)
-
-
-def _level_delete(parts: list[str], hint: int) -> DepthRow | Malformed:
-    """`9,Symbol,Side,Price,Time,Date,`."""
-    if not _fields(parts, 5):
-        return Malformed("bad_field_count", f"price level delete with {len(parts)} fields")
-    _, symbol, side, price_text, time_text, date_text = parts[:6]
-    if not symbol:
-        return Malformed("bad_symbol")
-    if _side(side) is None:
-        return Malformed("bad_side", side[:8])
-    price = float(price_text)
-    if price - price != 0.0:
-        return Malformed("bad_number", "price")
-    time_ns = _row_time(time_text, date_text, hint)
-    if time_ns is None:
-        return Malformed("bad_time", "price level delete")
-    return DepthRow("delete", "price", symbol, side, "", 0, price, 0, 0, None, time_ns)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import sys
 from typing import Any, cast
 
-from ingest.feed.parse import Level1Update
+from ingest.feed.messages import Level1Update
 
 
 class Level1Quote:

@@ -26,7 +26,6 @@ MAX_LINES = 600
 KNOWN_CYCLES: set[frozenset[str]] = set()
 KNOWN_LONG = {
     "feed_sim.server.engine",
-    "ingest.feed.parse",
 }
 
 

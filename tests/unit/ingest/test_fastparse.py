@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 
 from feed_sim.protocol.timefmt import et_wall_ns
 from ingest.feed.fieldset import DEFAULT_FIELDS, INGEST_FIELDS
-from ingest.feed.parse import Level1Update, LineParser, Malformed
+from ingest.feed.messages import Level1Update, Malformed
+from ingest.feed.parse import LineParser
 
 FIELDNAMES = "S,CURRENT UPDATE FIELDNAMES," + ",".join(INGEST_FIELDS)
 RECV = et_wall_ns(2025, 11, 24, 10, 0)

@@ -14,7 +14,7 @@ from feed_sim.protocol.level2 import render_order, render_order_delete, render_p
 from feed_sim.protocol.system import render_clear_depth, render_current_update_fieldnames
 from feed_sim.protocol.timefmt import et_wall_ns
 from ingest.feed.fieldset import DEFAULT_FIELDS, INGEST_FIELDS, select_update_fields_command
-from ingest.feed.parse import (
+from ingest.feed.messages import (
     ClearDepth,
     CurrentProtocol,
     CustomerInfo,
@@ -24,7 +24,6 @@ from ingest.feed.parse import (
     Fundamental,
     Ignored,
     Level1Update,
-    LineParser,
     Malformed,
     NoDepth,
     SymbolLimitReached,
@@ -32,6 +31,7 @@ from ingest.feed.parse import (
     SystemMessage,
     Timestamp,
 )
+from ingest.feed.parse import LineParser
 
 ET = ZoneInfo("America/New_York")
 RECV = et_wall_ns(2017, 3, 8, 11, 13, 26)

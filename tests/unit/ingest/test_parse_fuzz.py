@@ -7,7 +7,8 @@ from hypothesis import strategies as st
 
 from feed_sim.protocol.timefmt import et_wall_ns
 from ingest.feed.fieldset import INGEST_FIELDS
-from ingest.feed.parse import MALFORMED_REASONS, LineParser, Malformed
+from ingest.feed.messages import MALFORMED_REASONS, Malformed
+from ingest.feed.parse import LineParser
 from ingest.feed.state import SymbolStates
 from ingest.process import Processor
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import sys
 
-from ingest.feed.parse import Level1Update, LineParser
+from ingest.feed.messages import Level1Update
+from ingest.feed.parse import LineParser
 from ingest.feed.state import (
     LEVEL_ROW_BYTES,
     MMID_ROW_BYTES,
