@@ -26,6 +26,7 @@ from feed_sim.protocol.system import (
     render_timestamp,
 )
 from feed_sim.server.engine import FeedEngine, RateSettings
+from feed_sim.server.faults import FaultInjector
 from feed_sim.server.sessions import (
     AdminSession,
     Level1Session,
@@ -77,6 +78,7 @@ class FeedSimServer:
         self.engine = engine or FeedEngine(
             symbol_limit=self.config.symbol_limit, max_client_buffer=self.config.max_client_buffer
         )
+        self.faults = FaultInjector(self.engine)
         self.login_id = "490914"
         self.handler_errors = 0
         self.bound_ports: dict[str, int] = {}
@@ -302,24 +304,24 @@ class FeedSimServer:
             return engine.status()
 
         async def drop(body: dict[str, Any]) -> Any:
-            return {"dropped": engine.drop_clients(str(body.get("port", "all")))}
+            return {"dropped": self.faults.drop_clients(str(body.get("port", "all")))}
 
         async def stall(body: dict[str, Any]) -> Any:
-            engine.stall(_positive(body, "ms"))
+            self.faults.stall(_positive(body, "ms"))
             return {"stalled_ms": body["ms"]}
 
         async def burst(body: dict[str, Any]) -> Any:
             factor, seconds = _positive(body, "factor"), _positive(body, "seconds")
-            asyncio.get_running_loop().create_task(engine.burst(factor, seconds))
+            asyncio.get_running_loop().create_task(self.faults.burst(factor, seconds))
             return {"factor": factor, "seconds": seconds}
 
         async def malformed(body: dict[str, Any]) -> Any:
             count = int(_positive(body, "count"))
-            return {"sent": engine.send_malformed(count, str(body.get("port", "level1")))}
+            return {"sent": self.faults.send_malformed(count, str(body.get("port", "level1")))}
 
         async def disconnect(body: dict[str, Any]) -> Any:
             ms = _positive(body, "ms")
-            asyncio.get_running_loop().create_task(engine.server_disconnect(ms))
+            asyncio.get_running_loop().create_task(self.faults.server_disconnect(ms))
             return {"disconnected_ms": ms}
 
         return {

@@ -1,4 +1,5 @@
-"""The simulator's core: markets, watchers, the pacing loop, counters and fault injection.
+"""The simulator's core: markets, watchers, the pacing loop and counters (faults are
+`feed_sim.server.faults`).
 
 One `FeedEngine` per process, driven by the asyncio loop. The pacing loop asks the active
 schedule which slots are due, applies the next tape event of each slot's symbol at the slot's
@@ -32,11 +33,6 @@ from feed_sim.pacing import (
 from feed_sim.protocol.fields import Fieldset
 from feed_sim.protocol.level2 import ORDER_DELETE, ORDER_UPDATE, render_order, render_order_delete
 from feed_sim.protocol.stale_fields import stale_mask
-from feed_sim.protocol.system import (
-    render_clear_depth,
-    render_server_connected,
-    render_server_disconnected,
-)
 from feed_sim.server.flatout import FlatOut
 from feed_sim.server.market import SymbolMarket, Watcher
 from feed_sim.server.paced_rings import PacedRings
@@ -60,14 +56,6 @@ LATENESS_RECORD_NS = 250_000_000
 same whatever the batch size: ~50 us in a quiet benchmark, 0.3-0.6 ms inside the busy
 simulator on a 2-core VM, where it delays the batches due meanwhile. Every 50 ms that put ~2%
 of the messages behind by up to 0.5 ms (the paced P99); every 250 ms it is ~0.3%."""
-MALFORMED_LINES = (
-    b"Q,\xff\xfe\x00garbage\r\n",
-    b"Q,AAPL,not-a-price,,,\r\n",
-    b"Q,MSFT,123.4500,10\r\n",
-    b"\x00\x01\x02\x03\r\n",
-    b"Z" * 5000 + b"\r\n",
-    b"P\r\n",
-)
 
 
 def _fixed_rate_schedule(plan: RatePlan, now_ns: int) -> Schedule:
@@ -634,58 +622,20 @@ class FeedEngine:
             self._pending_counts = array("q")
         self._lateness_recorded_ns = self.clock_ns()
 
-    # -- faults -----------------------------------------------------------------------------
+    # -- faults (feed_sim.server.faults) ------------------------------------------------------
 
     def stall(self, ms: float) -> None:
         """Send nothing for `ms`; the slots keep their intended times (shows as lateness)."""
         self._stall_until_ns = self.clock_ns() + int(ms * 1e6)
         self._wake.set()
 
-    async def burst(self, factor: float, seconds: float) -> None:
-        """Multiply the rate by `factor` for `seconds`, then return to the set rate."""
-        self._reschedule(factor)
-        await asyncio.sleep(seconds)
-        self._reschedule()
-
-    def drop_clients(self, port: str) -> int:
-        dropped = 0
-        for session in list(self.sessions):
-            if port in ("all", session.port_name):
-                session.abort()
-                dropped += 1
-        return dropped
-
-    def send_malformed(self, count: int, port: str) -> int:
-        sent = 0
-        for session in list(self.sessions):
-            if port not in ("all", session.port_name):
-                continue
-            for i in range(count):
-                session.queue(MALFORMED_LINES[i % len(MALFORMED_LINES)])
-            sent += session.flush() and count
-        self.counters.malformed_lines += sent
-        return sent
-
-    async def server_disconnect(self, ms: float) -> None:
-        """`S,SERVER DISCONNECTED`, silence for `ms` (those slots are never sent), then
-        `S,SERVER CONNECTED`; Level 2 clients get `S,CLEAR DEPTH` for each watched book and
-        its summary rows again (INFERRED: IQConnect re-establishes watches itself)."""
+    def silence(self, ms: float) -> None:
+        """The server is disconnected for `ms`: the slots due meanwhile are never sent."""
         self._disconnected_until_ns = self.clock_ns() + int(ms * 1e6)
-        for session in list(self.sessions):
-            if session.port_name in ("level1", "level2"):
-                session.queue(render_server_disconnected())
-                session.flush()
-        await asyncio.sleep(ms / 1000)
-        for session in list(self.sessions):
-            if session.port_name in ("level1", "level2"):
-                session.queue(render_server_connected())
-                session.flush()
-        for market in self.markets.values():
-            for l2 in market.level2_watchers:
-                l2.queue(render_clear_depth(market.symbol, "B"))
-                l2.queue(render_clear_depth(market.symbol, "A"))
-                l2.resend_snapshot(market)  # in the watch's own form (WOR/WPL/w)
-                l2.flush()
+
+    def scale_rate(self, factor: float) -> None:
+        """The set rate times `factor` from now (1.0: the set rate again)."""
+        self._reschedule(factor)
 
     # -- reporting --------------------------------------------------------------------------
 

@@ -14,7 +14,8 @@ import pytest
 from contracts.hdr import decode
 from feed_sim.control_client import ControlClientError, FeedSimControl
 from feed_sim.protocol.timefmt import parse_et_time_of_day
-from feed_sim.server.engine import MALFORMED_LINES, RateSettings
+from feed_sim.server.engine import RateSettings
+from feed_sim.server.faults import MALFORMED_LINES
 from tests.feed_sim_server import RunningServer, serve
 
 from .conftest import Layout, LineClient
