@@ -29,7 +29,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from feed_sim.protocol.fields import Fieldset  # noqa: E402
-from feed_sim.protocol.level1 import Level1State, render_update  # noqa: E402
+from feed_sim.protocol.level1 import Level1State  # noqa: E402
+from feed_sim.protocol.level1_render import render_update  # noqa: E402
 from feed_sim.protocol.timefmt import et_wall_ns  # noqa: E402
 from ingest.feed.fieldset import INGEST_FIELDS, select_update_fields_command  # noqa: E402
 from ingest.feed.state import SymbolStates  # noqa: E402
