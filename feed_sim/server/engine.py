@@ -354,6 +354,8 @@ class FeedEngine:
             until = time.perf_counter_ns() + wait_ns - 3_000_000
             rings.build_pending(self.markets, self.active, until, self.clock_ns())
             wait_ns = wake_at - self.clock_ns()
+        elif rings is not None and wait_ns > 3_000_000:
+            rings.missed_window()  # a sparse schedule: try a build again later
         if wait_ns > 3_000_000:
             # The event loop's timers have 1 ms granularity (epoll) plus wake-up latency:
             # come back 2 ms early and sleep the rest precisely.

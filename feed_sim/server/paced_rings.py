@@ -16,9 +16,10 @@ TickIDs stay consecutive per symbol. The run metadata says which rendering was u
 A symbol switches to its rings once every fieldset watching it has one; until then it is
 rendered live. Rings are built in dense batches within a rendering budget (`begin_batch`; a
 few seconds for 495 symbols at 50k msg/s) and in idle windows long enough for one more
-build by the measured cost of the last ones (`build_pending`); a sparse schedule whose idle
-windows are shorter than a build simply stays live. Symbols
-with a trades-only (`t`) watcher are always live.
+build by the measured cost of the last ones (`build_pending`). An idle window too short for
+that estimate lowers it a little (`missed_window`), so one slow build (a busy host) does not
+keep a sparse schedule live for good: the next attempt comes a few dozen windows later and
+measures the cost again. Symbols with a trades-only (`t`) watcher are always live.
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ dense enough for rendering cost to matter (at 50k msg/s a 200 us batch holds ~10
 is ~1,000 renders (several ms), a stall a sparse schedule would feel in full."""
 FIRST_BUILD_ESTIMATE_NS = 5_000_000
 """Assumed cost of one symbol's rings until one has been measured (`build_estimate_ns`)."""
+MIN_BUILD_ESTIMATE_NS = 1_000_000
+"""`missed_window` lowers the estimate no further than this."""
 
 
 class PacedRings:
@@ -129,6 +132,10 @@ class PacedRings:
                 continue
             built += self._build(market, watchers, now_ns)
         return built
+
+    def missed_window(self) -> None:
+        """An idle window shorter than `build_estimate_ns`: lower the estimate by a tenth."""
+        self.build_estimate_ns = max(MIN_BUILD_ESTIMATE_NS, self.build_estimate_ns * 9 // 10)
 
     def _extend(
         self, found: SymbolRings, watchers: Mapping[Any, bool], now_ns: int

@@ -9,11 +9,13 @@ the rings'.
 
 from __future__ import annotations
 
+import time
+
 from feed_sim.protocol.fields import Fieldset
 from feed_sim.protocol.level1_render import render_update
 from feed_sim.protocol.timefmt import hhmmss_micro
 from feed_sim.server.market import SymbolMarket
-from feed_sim.server.paced_rings import DENSE_BATCH, PacedRings
+from feed_sim.server.paced_rings import DENSE_BATCH, MIN_BUILD_ESTIMATE_NS, PacedRings
 
 from .test_flatout import (
     ALL_FIELDS,
@@ -86,6 +88,25 @@ def test_idle_windows_build_ahead_when_long_enough() -> None:
     assert rings.build_pending(markets, ["AAPL"], until_ns=far, now_ns=NOW) == 1
     assert "AAPL" in rings.symbols
     assert rings.build_pending(markets, ["AAPL"], until_ns=far, now_ns=NOW) == 0
+
+
+def test_a_slow_build_does_not_keep_a_sparse_schedule_live_for_good() -> None:
+    """One slow build (a busy host) raised the estimate above every idle window: missed
+    windows lower it until a window fits again, then the symbol gets its rings."""
+    market, _ = _watched()
+    rings = PacedRings(ring_size=10)
+    rings.build_estimate_ns = 60_000_000  # what one 60 ms build leaves
+    window_ns = 10_000_000
+    missed = 0
+    while rings.build_estimate_ns + 3_000_000 >= window_ns:
+        rings.missed_window()
+        missed += 1
+    assert 10 < missed < 30 and rings.build_estimate_ns >= MIN_BUILD_ESTIMATE_NS
+    until = time.perf_counter_ns() + 10**12
+    assert rings.build_pending({"AAPL": market}, ["AAPL"], until_ns=until, now_ns=NOW) == 1
+    for _ in range(100):
+        rings.missed_window()
+    assert rings.build_estimate_ns == MIN_BUILD_ESTIMATE_NS
 
 
 def test_trades_only_watcher_keeps_the_symbol_live_and_finish_moves_ticks() -> None:
