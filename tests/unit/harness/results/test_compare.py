@@ -125,3 +125,20 @@ def test_a_p99_moved_by_a_few_bad_seconds_is_noise_a_shifted_one_a_regression(
     assert any(r.startswith("stage-2 total P99 30.") for r in result.regressions), result
     assert "per-second total P99 median 31.0" in result.regressions[0]
     assert "vs 11.0" in result.regressions[0] and "over 30 / 30 s" in result.regressions[0]
+
+
+def test_a_consistent_shift_of_the_typical_second_under_the_floor_is_noise(
+    tmp_path: Path,
+) -> None:
+    """What CI once met on a busy host: the hold's P99 1.2 -> 3.2 ms (over tolerance and floor)
+    and every second a little slower (Mann-Whitney significant), but the per-second median
+    only 0.55 ms higher. Under the floor: noise, not a regression."""
+    calm = [1.1 + 0.02 * (i % 5) for i in range(10)]
+    baseline = _run(tmp_path / "base", [1_000, 1_200])
+    _seconds(baseline, "stage-2", calm)
+    busier = _run(tmp_path / "busier", [1_000, 3_230])
+    _seconds(busier, "stage-2", [v + 0.55 for v in calm])
+    result = compare_runs(busier, baseline)
+    assert not result.regressed, result.regressions
+    noted = [n for n in result.noise if n.startswith("stage-2 total P99 3.23")]
+    assert noted and "Mann-Whitney p = " in noted[0], result.noise
