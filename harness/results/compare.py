@@ -38,7 +38,6 @@ import numpy as np
 from hdrh.histogram import HdrHistogram
 from scipy.stats import mannwhitneyu
 
-from contracts.hdr import decode
 from harness.results.report import ReportError, load_summary
 from harness.results.run_plots import UNCORRECTED_SUFFIX, MissingInput, RunFiles
 
@@ -350,9 +349,9 @@ def write_comparison(result: Comparison, plots: bool = True) -> tuple[Path, Path
 __all__ = [
     "Comparison",
     "Delta",
-    "accept_baseline",
     "NotComparable",
     "ReportError",
+    "accept_baseline",
     "check_comparable",
     "compare_runs",
     "write_comparison",

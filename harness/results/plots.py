@@ -189,7 +189,8 @@ def lag_over_time_figure(
             ys = np.asarray([h.get_value_at_percentile(p) / US_PER_MS for _, h in points])
             # No line across the gaps between holds (settling, warm-up of the next stage).
             breaks = np.flatnonzero(np.diff(xs) > 1.5) + 1
-            for i, (x, y) in enumerate(zip(np.split(xs, breaks), np.split(ys, breaks))):
+            pieces = zip(np.split(xs, breaks), np.split(ys, breaks), strict=True)
+            for i, (x, y) in enumerate(pieces):
                 axes.plot(x, y, color=color, linestyle=style, linewidth=1.0,
                           alpha=1.0 if p == 99.0 else 0.45,
                           label=f"{name} P{p:g}" if i == 0 else None)  # fmt: skip
@@ -229,7 +230,7 @@ def rate_figure(
         xs = np.asarray([t for t, _ in points])
         ys = np.asarray([n for _, n in points], dtype=float)
         breaks = np.flatnonzero(np.diff(xs) > 1.5) + 1
-        for i, (x, y) in enumerate(zip(np.split(xs, breaks), np.split(ys, breaks))):
+        for i, (x, y) in enumerate(zip(np.split(xs, breaks), np.split(ys, breaks), strict=True)):
             axes.plot(x, y, color="tab:blue", linewidth=1.0,
                       label="received per second" if i == 0 else None)  # fmt: skip
     for i, hold in enumerate(holds):

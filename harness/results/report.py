@@ -10,8 +10,9 @@ resources.jsonl), draws every plot into plots/ (harness.results.run_plots) and w
 Both put the verdict first (overall, then per hold with its diagnosis line), then the rollback
 story (what broke, where it stepped back, the verify outcome, the recovery time), the plots
 (pictures before tables), the targets table (every threshold of every hold: measured, limit,
-margin), completeness per hold, and the sign-off block (scenario and its SHA-256, git SHA, package versions, host, date,
-command line). `harness report RUN_DIR` runs it; `harness run` runs it at the end.
+margin), completeness per hold, and the sign-off block (scenario and its SHA-256, git SHA,
+package versions, host, date, command line). `harness report RUN_DIR` runs it; `harness run`
+runs it at the end.
 """
 
 from __future__ import annotations

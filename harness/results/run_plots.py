@@ -32,8 +32,8 @@ from hdrh.histogram import HdrHistogram
 from hdrh.log import HistogramLogReader
 from matplotlib.figure import Figure
 
-from harness.defaults import TARGET_NETWORK_MBPS
 from contracts.hdr import decode, new_histogram
+from harness.defaults import TARGET_NETWORK_MBPS
 from harness.results import plots
 from harness.results.summary import RESOURCES_JSONL
 
@@ -152,7 +152,7 @@ class RunFiles:
         return self._intervals
 
     def interval_series(self) -> dict[str, list[tuple[float, HdrHistogram]]]:
-        """"total" and "total_uncorrected" -> every hold's intervals."""
+        """ "total" and "total_uncorrected" -> every hold's intervals."""
         series: dict[str, list[tuple[float, HdrHistogram]]] = {}
         for tag, rows in self.intervals().items():
             name = "total_uncorrected" if tag.endswith(UNCORRECTED_SUFFIX) else "total"
@@ -289,4 +289,3 @@ def plot_order(path: Path) -> tuple[int, str]:
     """Sort key of a plot file: the report's order, other files after, by name."""
     names = [name for name, _ in RUN_PLOTS]
     return (names.index(path.name), "") if path.name in names else (len(names), path.name)
-

@@ -42,8 +42,8 @@ from typing import Any
 import psutil
 from hdrh.histogram import HdrHistogram
 
-from harness.collector.measure import StageMeasure
 from contracts.hdr import encode, percentiles
+from harness.collector.measure import StageMeasure
 
 SUMMARY = "summary.json"
 HISTOGRAM_DIR = "histograms"

@@ -33,7 +33,9 @@ def test_a_slower_stage_is_a_regression_named_by_stage_and_measure(tmp_path: Pat
     assert result.regressed and result.stages == ["stage-1", "stage-2"]
     assert any(r.startswith("stage-2 total P99 30.") for r in result.regressions)
     assert not any(r.startswith("stage-1") for r in result.regressions)
-    p99 = next(d for d in result.deltas if (d.stage, d.measure, d.figure) == ("stage-2", "total", "p99"))
+    p99 = next(
+        d for d in result.deltas if (d.stage, d.measure, d.figure) == ("stage-2", "total", "p99")
+    )
     assert p99.change is not None and 19.5 < p99.change < 20.5
     markdown, html = write_comparison(result)
     assert "**REGRESSION**" in markdown.read_text()
@@ -68,7 +70,9 @@ def test_exit_codes(tmp_path: Path) -> None:
     slower = _run(tmp_path / "slow", [5_000, 30_000])
     other = _run(tmp_path / "other", [5_000], scenario="x: 1\n")
     runner = CliRunner()
-    assert runner.invoke(cli, ["compare", str(baseline), str(baseline), "--no-plots"]).exit_code == 0
+    assert (
+        runner.invoke(cli, ["compare", str(baseline), str(baseline), "--no-plots"]).exit_code == 0
+    )
     assert runner.invoke(cli, ["compare", str(slower), str(baseline), "--no-plots"]).exit_code == 1
     assert runner.invoke(cli, ["compare", str(other), str(baseline)]).exit_code == 5
     assert runner.invoke(cli, ["compare", str(tmp_path / "none"), str(baseline)]).exit_code == 3
@@ -118,7 +122,9 @@ def test_a_p99_moved_by_a_few_bad_seconds_is_noise_a_shifted_one_a_regression(
     _seconds(spiky, "stage-2", [76.0 if i == 12 else v for i, v in enumerate(calm)])
     result = compare_runs(spiky, baseline)
     assert not result.regressed, result.regressions
-    assert any(n.startswith("stage-2 total P99 30.") and "Mann-Whitney p = " in n for n in result.noise)
+    assert any(
+        n.startswith("stage-2 total P99 30.") and "Mann-Whitney p = " in n for n in result.noise
+    )
     slower = _run(tmp_path / "slower", [5_000, 30_000])
     _seconds(slower, "stage-2", [v + 20.0 for v in calm])
     result = compare_runs(slower, baseline)

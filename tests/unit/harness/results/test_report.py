@@ -54,9 +54,7 @@ def test_markdown_puts_the_verdict_first_then_the_story_targets_and_sign_off(
     markdown, _ = write_report(_run(tmp_path))
     text = markdown.read_text()
     lines = text.splitlines()
-    assert lines[2] == (
-        "**FAIL**: stage-2 broke a threshold; the rollback held in 42.0 s (exit 1)"
-    )
+    assert lines[2] == ("**FAIL**: stage-2 broke a threshold; the rollback held in 42.0 s (exit 1)")
     assert "| stage-2 | 100 | FAIL | " in text and "kafka hop <b>2</b>" in text
     story = text[text.index("## Rollback") : text.index("## Targets")]
     assert "broke total_lag_p99_ms" in story

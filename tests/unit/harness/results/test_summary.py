@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 from hdrh.histogram import HdrHistogram
 
-from harness.collector.measure import NS_PER_S, Recorder, StageMeasure
 from contracts.hdr import decode, new_histogram, record_many
+from harness.collector.measure import NS_PER_S, Recorder, StageMeasure
 from harness.results.summary import SummaryWriter, run_metadata, stage_entry
 
 T0 = 1_750_000_000 * NS_PER_S
