@@ -1,11 +1,12 @@
-"""The simulator's core: markets, watchers, the pacing loop and counters (faults are
-`feed_sim.server.faults`).
+"""The simulator's core: markets, watchers, the pacing loop and counters.
 
 One `FeedEngine` per process, driven by the asyncio loop. The pacing loop asks the active
-schedule which slots are due, applies the next tape event of each slot's symbol at the slot's
-intended time, renders it once per distinct fieldset, queues it on every watching session and
-flushes the sessions once per batch. Lateness (flush time - intended time) goes into the
-stage's HDR histogram; the sent count and TickID range per symbol into its counters.
+schedule which slots are due, has `feed_sim.server.emit` apply the next tape event of each
+slot's symbol at the slot's intended time, render it once per distinct fieldset and queue it
+on every watching session, and flushes the sessions once per batch. Lateness (flush time -
+intended time) goes into the stage's HDR histogram (`feed_sim.server.lateness`); the sent
+count and TickID range per symbol into its counters. Flat out is `feed_sim.server.flatout`,
+the faults are `feed_sim.server.faults`.
 """
 
 from __future__ import annotations
@@ -14,14 +15,13 @@ import asyncio
 import contextlib
 import logging
 import time
-from array import array
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from contracts.sent import StageCounters, SymbolCount
+from contracts.sent import StageCounters
 from feed_sim.pacing import (
     FixedRateSchedule,
     RatePlan,
@@ -30,10 +30,9 @@ from feed_sim.pacing import (
     TapeTimingSchedule,
     round_robin_applies,
 )
-from feed_sim.protocol.fields import Fieldset
-from feed_sim.protocol.level2 import ORDER_DELETE, ORDER_UPDATE, render_order, render_order_delete
-from feed_sim.protocol.stale_fields import stale_mask
+from feed_sim.server.emit import emit_depth, emit_level1_slots
 from feed_sim.server.flatout import FlatOut
+from feed_sim.server.lateness import LatenessBuffer
 from feed_sim.server.market import SymbolMarket, Watcher
 from feed_sim.server.paced_rings import PacedRings
 from feed_sim.server.rings import patch_times
@@ -50,12 +49,6 @@ LOOP_TURN_NS = 1_000_000
 """While pacing, the event loop (client commands, the control API, draining buffered writes)
 gets a turn at least this often, not after every batch: a turn is an epoll_wait and some
 bookkeeping, ~5% of a core at 5,000 batches a second."""
-LATENESS_RECORD_NS = 250_000_000
-"""Lateness values are buffered and recorded into the stage histogram at most this often
-(and at every stage change and counters read). One vectorised `record_many` costs about the
-same whatever the batch size: ~50 us in a quiet benchmark, 0.3-0.6 ms inside the busy
-simulator on a 2-core VM, where it delays the batches due meanwhile. Every 50 ms that put ~2%
-of the messages behind by up to 0.5 ms (the paced P99); every 250 ms it is ~0.3%."""
 
 
 def _fixed_rate_schedule(plan: RatePlan, now_ns: int) -> Schedule:
@@ -119,13 +112,7 @@ class FeedEngine:
         self._flat: FlatOut | None = None
         self._rings: PacedRings | None = None
         self._loop_turned_ns = 0
-        self._pending_intended = array("q")
-        """Intended times (ns) of the messages sent since the last `record_lateness`..."""
-        self._pending_sent = array("q")
-        self._pending_counts = array("q")
-        """...and per batch, when it was sent and how many messages it held: C arrays, so a
-        batch costs two appends and an extend, and recording needs no list conversion."""
-        self._lateness_recorded_ns = 0
+        self._lateness = LatenessBuffer()
 
     # -- markets --------------------------------------------------------------------------
 
@@ -380,7 +367,7 @@ class FeedEngine:
                     market = self.markets[symbol]
                     if self._tape_is_depth[event_index]:
                         market.depth_cursor = int(self._tape_local[event_index])
-                        if self._emit_depth(symbol, t, dirty):
+                        if emit_depth(market, self.counters, t, dirty):
                             intended.append(t)
                     else:
                         market.level1_cursor = int(self._tape_local[event_index])
@@ -398,7 +385,7 @@ class FeedEngine:
             for t, position in self._depth_schedule.due(now, MAX_BATCH):
                 if disconnected:
                     self.dropped_during_disconnect += 1
-                elif self._emit_depth(self.active[position], t, dirty):
+                elif emit_depth(self._slot_markets[position], self.counters, t, dirty):
                     intended.append(t)
         self._flush(dirty, intended)
 
@@ -457,172 +444,30 @@ class FeedEngine:
         intended: list[int],
         skip_unchanged: bool = True,
     ) -> int:
-        """Apply and send the Level 1 message of each (intended_ns, position) slot: the next
-        tape event of `markets[position]` at that time, rendered once per distinct fieldset
-        of its watchers and queued on each. Appends the intended time of each message sent
-        to `intended`; returns how many were sent. The hot loop of paced replay.
-
-        Only updates are sent and counted: an event that changes nothing is passed over for
-        the next one (`SymbolMarket.next_level1`), or with `skip_unchanged` False (tape
-        timing) its slot sends nothing."""
-        counts_of = self.counters.level1
-        dirty_add = dirty.add
-        sent_before = len(intended)
-        intended_append = intended.append
-        unwatched = 0
-        mask_fieldset: Fieldset | None = None
-        mask = 0
-        rings = self._rings
-        if rings is not None:
-            rings.begin_batch(self.clock_ns(), len(slots))
-        for t, position in slots:
-            market = markets[position]
-            watchers = market.level1_watchers
-            if not watchers:
-                unwatched += 1
-                continue
-            ready = None if rings is None else rings.ready(market, watchers, t)
-            if ready is not None:  # render: ring
-                tick_id = ready.next_tick
-                ready.next_tick = tick_id + 1
-                time_text = rings.time_bytes(t)  # type: ignore[union-attr]
-                if len(watchers) == 1:  # the common case: one connection, one fieldset
-                    for session in watchers:
-                        session.queue(PacedRings.line(ready, session.fieldset, tick_id, time_text))
-                        dirty_add(session)
-                else:
-                    ring_lines: dict[Fieldset, bytes] = {}
-                    for session in watchers:
-                        fieldset = session.fieldset
-                        line = ring_lines.get(fieldset)
-                        if line is None:
-                            line = ring_lines[fieldset] = PacedRings.line(
-                                ready, fieldset, tick_id, time_text
-                            )
-                        session.queue(line)
-                        dirty_add(session)
-                intended_append(t)
-                counts = counts_of.get(market.symbol)
-                if counts is None:
-                    counts_of[market.symbol] = SymbolCount(1, tick_id, tick_id)
-                else:
-                    counts.note(tick_id)
-                continue
-            applied = market.next_level1(t, skip_unchanged)
-            if applied is None:
-                continue
-            is_trade, tick_id = applied
-            state = market.state
-            first: Fieldset | None = None
-            line = b""
-            lines: dict[Fieldset, bytes] | None = None
-            for session, trades_only in watchers.items():
-                if trades_only and not is_trade:
-                    continue
-                fieldset = session.fieldset
-                if fieldset is not first:
-                    if fieldset is not mask_fieldset:
-                        mask_fieldset = fieldset
-                        mask = stale_mask(fieldset)
-                    if state._stale & mask:
-                        state.sync(mask)
-                    if first is None:
-                        first = fieldset
-                        line = fieldset.render("Q", state.values)
-                    else:  # several fieldsets watch this symbol: render each one once
-                        if lines is None:
-                            lines = {first: line}
-                        found = lines.get(fieldset)
-                        if found is None:
-                            found = lines[fieldset] = fieldset.render("Q", state.values)
-                        session.queue(found)
-                        dirty_add(session)
-                        continue
-                session.queue(line)
-                dirty_add(session)
-            if first is None:
-                continue
-            intended_append(t)
-            counts = counts_of.get(market.symbol)
-            if counts is None:
-                counts_of[market.symbol] = SymbolCount(1, tick_id, tick_id)
-            else:
-                if not counts.sent:
-                    counts.first_seq = tick_id
-                counts.sent += 1
-                counts.last_seq = tick_id
-        if unwatched:
-            self.counters.unwatched_slots += unwatched
-        return len(intended) - sent_before
-
-    def _emit_depth(self, symbol: str, intended_ns: int, dirty: set[Watcher]) -> bool:
-        market = self.markets[symbol]
-        if not market.level2_watchers:
-            self.counters.unwatched_slots += 1
-            return False
-        applied = market.next_depth(intended_ns)
-        if applied is None:
-            return False
-        row, change = applied
-        if row.action == "delete":
-            # Nasdaq MMID deletes carry an empty time (gotcha 13); MBO deletes carry one.
-            line = render_order_delete(
-                symbol,
-                row.order_id or None,
-                row.mmid,
-                row.side,
-                intended_ns if row.order_id else None,
-                intended_ns,
-            )
-        else:
-            line = render_order(
-                ORDER_UPDATE,
-                symbol,
-                row.order_id or None,
-                row.mmid,
-                row.side,
-                row.price,
-                row.size,
-                None,
-                market.book.precision,
-                intended_ns,
-            )
-        for session in market.level2_watchers:
-            session.queue_depth(line, row, market, intended_ns, change)
-            dirty.add(session)
-        counts = self.counters.level2.get(symbol)
-        if counts is None:
-            counts = self.counters.level2[symbol] = SymbolCount()
-        counts.note(market.depth_seq)
-        return True
+        """`emit_level1_slots` with this engine's stage counters and rings."""
+        return emit_level1_slots(
+            slots,
+            markets,
+            self.counters,
+            self._rings,
+            self.clock_ns(),
+            dirty,
+            intended,
+            skip_unchanged,
+        )
 
     def _flush(self, dirty: set[Watcher], intended: list[int]) -> None:
         for session in dirty:
             written = session.flush()
             self.counters.bytes_written += written
         if intended:
-            sent_ns = self.clock_ns()
             self.counters.lines_written += len(intended)
-            self._pending_intended.extend(intended)
-            self._pending_sent.append(sent_ns)
-            self._pending_counts.append(len(intended))
-            if sent_ns - self._lateness_recorded_ns >= LATENESS_RECORD_NS:
+            if self._lateness.add_batch(intended, self.clock_ns()):
                 self.record_lateness()
 
     def record_lateness(self) -> None:
         """Record the buffered lateness values into the current stage's histogram."""
-        if self._pending_intended:
-            intended = np.frombuffer(self._pending_intended, dtype=np.int64)
-            sent = np.repeat(
-                np.frombuffer(self._pending_sent, dtype=np.int64),
-                np.frombuffer(self._pending_counts, dtype=np.int64),
-            )
-            self.counters.record_lateness(sent - intended)
-            del intended  # release the buffer exports before replacing the arrays
-            self._pending_intended = array("q")
-            self._pending_sent = array("q")
-            self._pending_counts = array("q")
-        self._lateness_recorded_ns = self.clock_ns()
+        self._lateness.record_into(self.counters, self.clock_ns())
 
     # -- faults (feed_sim.server.faults) ------------------------------------------------------
 
@@ -671,4 +516,4 @@ class FeedEngine:
         }
 
 
-__all__ = ["ORDER_DELETE", "FeedEngine", "RateSettings"]
+__all__ = ["FeedEngine", "RateSettings"]

@@ -23,10 +23,6 @@ PACKAGES = ("contracts", "feed_sim", "ingest", "harness")
 CONTRACT_DEPENDENCIES = {"numpy", "hdrh", "msgspec"}
 MAX_LINES = 600
 
-KNOWN_CYCLES: set[frozenset[str]] = set()
-KNOWN_LONG = {
-    "feed_sim.server.engine",
-}
 
 
 @cache
@@ -161,20 +157,17 @@ def test_no_package_imports_upwards(importer: str, forbidden: set[str]) -> None:
     assert wrong == []
 
 
-def test_no_new_import_cycle_and_the_known_ones_still_hold() -> None:
-    found = cycles()
-    assert found - KNOWN_CYCLES == set(), "new import cycles"
-    assert KNOWN_CYCLES - found == set(), "cycles fixed: strike them off KNOWN_CYCLES"
+def test_no_import_cycle_between_files() -> None:
+    assert cycles() == set()
 
 
-def test_no_new_module_over_600_lines_and_the_known_ones_still_are() -> None:
+def test_no_module_over_600_lines() -> None:
     long = {
-        name
+        name: lines
         for name, path in modules().items()
-        if len(path.read_text(encoding="utf-8").splitlines()) > MAX_LINES
+        if (lines := len(path.read_text(encoding="utf-8").splitlines())) > MAX_LINES
     }
-    assert long - KNOWN_LONG == set(), "new modules over 600 lines"
-    assert KNOWN_LONG - long == set(), "modules split: strike them off KNOWN_LONG"
+    assert long == {}
 
 
 def test_every_project_name_a_benchmark_imports_exists() -> None:
