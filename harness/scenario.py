@@ -12,12 +12,14 @@ checkout (`harness.paths.repo_root()`); `Scenario.resolve()` makes them absolute
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import string
 from collections.abc import Mapping
+from functools import partial
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Final, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Final, Literal, get_type_hints
 
 from pydantic import (
     BaseModel,
@@ -27,10 +29,13 @@ from pydantic import (
     PositiveFloat,
     Tag,
     ValidationInfo,
+    create_model,
     field_validator,
+    model_validator,
 )
 
 from contracts.endpoints import DEFAULT_CONTROL_PORT, FEED_PORTS
+from contracts.records import REFERENCE_CORE, FieldMapping
 from contracts.topics import FEED_TOPICS
 from harness.defaults import (
     STAGES,
@@ -162,31 +167,12 @@ class FeedConfig(_Strict):
 # --- system under test --------------------------------------------------------------------
 
 
-Family = Literal["l1", "l2"]
+class _RecordPlacement(_Strict):
+    """Where the SUT's records are (topics, partitions); `RecordMapping` adds the keys of
+    `contracts.records.FieldMapping` (where the collector finds its fields in a record value,
+    contract 4) beside them, so a scenario writes `record_mapping: {seq: meta.seq, topics:
+    [ticks]}` and the field keys are listed once, in the contract."""
 
-
-def _reference_families() -> dict[str, Family]:
-    return {"trade": "l1", "quote": "l1", "depth": "l2"}
-
-
-class RecordMapping(_Strict):
-    """Where the collector finds its fields in the SUT's Kafka record values (contract 4).
-
-    Keys may be dotted paths into nested JSON; None = the core does not stamp that time.
-    Converts to `harness.collector.mapping.FieldMapping` with `field_mapping()`.
-    """
-
-    symbol: str = "symbol"
-    seq: str = "seq"
-    exchange_ns: str = "exchange_ns"
-    recv_ns: str | None = "recv_ns"
-    produced_ns: str | None = "produced_ns"
-    type: str | None = "type"
-    time_unit_ns: int = Field(default=1, ge=1)
-    families: dict[str, Family] = Field(default_factory=_reference_families)
-    """Value of the `type` field -> what feed_sim counted it as: "l1" (Level 1, seq = the
-    TickID) or "l2" (Level 2). Records without a type (`type: null`, or the field absent)
-    count as Level 1."""
     topics: list[str] = Field(default_factory=lambda: list(FEED_TOPICS), min_length=1)
     partitions: Literal["all", "universe"] = "all"
     """"universe": the core writes each symbol to its partition from the symbols file (as the
@@ -196,13 +182,35 @@ class RecordMapping(_Strict):
     """Partitions of each of `topics` when the harness creates them (local and compose modes,
     or `infra.create_topics` in external mode); None = one per symbol of the universe."""
 
-    def field_mapping(self) -> Any:
-        """The collector's FieldMapping for these keys (imported lazily: numpy, orjson)."""
-        from harness.collector.mapping import FieldMapping
+    def field_mapping(self) -> FieldMapping:
+        """The collector's FieldMapping: this table's keys but the placement ones."""
+        return FieldMapping.from_dict(self.model_dump(exclude=set(_RecordPlacement.model_fields)))
 
-        return FieldMapping.from_dict(
-            self.model_dump(exclude={"topics", "partitions", "topic_partitions"})
-        )
+    @model_validator(mode="after")
+    def _valid_mapping(self) -> _RecordPlacement:
+        self.field_mapping()  # the contract's own checks (time_unit_ns >= 1, ...)
+        return self
+
+
+def _field_mapping_keys() -> dict[str, Any]:
+    """pydantic field definitions of FieldMapping's keys, with its types and defaults."""
+    hints = get_type_hints(FieldMapping)
+    return {
+        name: (hints[name], Field(default_factory=partial(copy.copy, value)))
+        for name, value in REFERENCE_CORE.to_dict().items()
+    }
+
+
+if TYPE_CHECKING:
+    RecordMapping = _RecordPlacement
+else:
+    RecordMapping = create_model(
+        "RecordMapping",
+        __base__=_RecordPlacement,
+        __doc__=_RecordPlacement.__doc__,
+        __module__=__name__,
+        **_field_mapping_keys(),
+    )
 
 
 class ReloadConfig(_Strict):

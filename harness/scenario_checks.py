@@ -71,7 +71,7 @@ def semantic_problems(scenario: Scenario, universe_size: int | None) -> list[Pro
             problems.append(
                 Problem("sut.reload.method", "an external SUT cannot be restarted or signalled")
             )
-    mapping = sut.record_mapping
+    mapping = sut.record_mapping.field_mapping()
     hop_stamps = {
         "network_lag_p99_ms": ("recv_ns",),
         "processing_lag_p99_ms": ("recv_ns", "produced_ns"),

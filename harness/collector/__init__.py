@@ -13,9 +13,10 @@ collector of harness.distributed_collector) and `launch` (starts one collector o
 distributed one, as the scenario says).
 """
 
+from contracts.records import REFERENCE_CORE, FieldMapping
 from harness.collector.completeness import Completeness, SequenceTracker
 from harness.collector.loss import LossReport, compare
-from harness.collector.mapping import REFERENCE_CORE, BatchDecoder, DecodedBatch, FieldMapping
+from harness.collector.mapping import BatchDecoder, DecodedBatch
 from harness.collector.measure import MEASURES, Recorder, StageMeasure
 
 __all__ = [

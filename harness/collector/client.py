@@ -21,7 +21,6 @@ gone.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import queue
 import subprocess
@@ -33,8 +32,8 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import IO, Any
 
+from contracts.records import FieldMapping
 from harness.collector.completeness import Completeness
-from harness.collector.mapping import FieldMapping
 from harness.collector.measure import INTERVAL_MEASURES, StageMeasure
 
 Interval = tuple[int, str, str]
@@ -122,7 +121,7 @@ def _mapping_json(mapping: FieldMapping | Mapping[str, Any] | None) -> str | Non
     if mapping is None:
         return None
     if isinstance(mapping, FieldMapping):
-        return json.dumps(dataclasses.asdict(mapping))
+        return json.dumps(mapping.to_dict())
     return json.dumps(dict(mapping))
 
 

@@ -37,13 +37,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from contracts.records import REFERENCE_FAMILIES, UNTYPED_FAMILY
 from harness.collector.batching import PendingColumns
 
-DEFAULT_FAMILIES: Mapping[str, str] = {"trade": "l1", "quote": "l1", "depth": "l2"}
-"""Record type -> sequence family (types not listed are their own family)."""
-UNTYPED_FAMILY = "l1"
-"""The family of records without a type (a core that stamps none writes Level 1 records,
-whose seq is the TickID feed_sim counted)."""
 MAX_HOLES = 256
 FAMILY_SLOTS = 16
 """Families a tracker keeps apart; types beyond that share the family OTHER_FAMILY."""
@@ -270,7 +266,7 @@ class SequenceTracker:
     """
 
     def __init__(
-        self, families: Mapping[str, str] = DEFAULT_FAMILIES, flush_at: int = 4096
+        self, families: Mapping[str, str] = REFERENCE_FAMILIES, flush_at: int = 4096
     ) -> None:
         self.families = dict(families)
         self._symbol_ids: dict[str, int] = {}

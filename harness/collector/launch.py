@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from contracts.records import FieldMapping
 from harness.collector.client import CollectorProcess
-from harness.collector.mapping import FieldMapping
 from harness.infra.ports import free_ports
 from harness.processes import start_process, stop_process
 from harness.scenario import CollectorConfig

@@ -1,10 +1,6 @@
-"""Field mapping of the SUT's Kafka values and the batch decoder (contract 4).
-
-The collector reads user cores through a small field-mapping config: which JSON keys of a
-record value hold the symbol, the feed sequence, the exchange (intended) time, and optionally
-the SUT's receive time, produce time and the event type. The default is the reference core's
-`ingest.records.FeedRecord` layout. Keys may be dotted paths into nested objects
-(`"meta.seq"`); `time_unit_ns` scales cores that stamp times in us or ms.
+"""The batch decoder of the SUT's Kafka values, through a `contracts.records.FieldMapping`
+(contract 4: which JSON keys hold the symbol, seq, times and type; the reference core's
+layout by default).
 
 `BatchDecoder.decode()` turns a batch of Kafka value bytes into numpy columns. When every
 mapped key is top-level, the C decoder (`_fastdecode.c`) reads the whole batch in one call: a
@@ -22,8 +18,8 @@ from __future__ import annotations
 
 import gc
 import operator
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from collections.abc import Sequence
+from dataclasses import dataclass
 from itertools import repeat
 from typing import Any
 
@@ -32,8 +28,8 @@ import numpy as np
 import numpy.typing as npt
 import orjson
 
+from contracts.records import REFERENCE_CORE, FieldMapping
 from harness.collector._fastdecode import extract
-from harness.collector.completeness import DEFAULT_FAMILIES
 
 I64 = npt.NDArray[np.int64]
 CHUNK = 256
@@ -51,38 +47,6 @@ _BAD = (
     AttributeError,
     OverflowError,
 )
-
-
-@dataclass(frozen=True, slots=True)
-class FieldMapping:
-    """Which JSON keys (dotted paths) of a record value hold what; None = the core has none."""
-
-    symbol: str = "symbol"
-    seq: str = "seq"
-    exchange_ns: str = "exchange_ns"
-    recv_ns: str | None = "recv_ns"
-    produced_ns: str | None = "produced_ns"
-    type: str | None = "type"
-    time_unit_ns: int = 1
-    """Nanoseconds per unit of the three time fields (1000 for a core stamping microseconds)."""
-    families: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_FAMILIES))
-    """Type value -> sequence family (completeness); records without a type are Level 1."""
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> FieldMapping:
-        """A mapping from a scenario's `fields:` table; unknown keys raise ValueError."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown field-mapping keys: {', '.join(unknown)}")
-        mapping = cls(**dict(data))
-        if mapping.time_unit_ns < 1:
-            raise ValueError("time_unit_ns must be >= 1")
-        return mapping
-
-
-REFERENCE_CORE = FieldMapping()
-"""The layout of `ingest.records.FeedRecord.to_value()`."""
 
 
 @dataclass(slots=True)

@@ -87,10 +87,11 @@ from confluent_kafka import KafkaException, TopicPartition
 from confluent_kafka.admin import OffsetSpec  # type: ignore[attr-defined]
 
 from contracts.hdr import count_above
+from contracts.records import REFERENCE_CORE, FieldMapping
 from harness.collector._fastdecode import KafkaReaderError
 from harness.collector.completeness import SequenceTracker
 from harness.collector.kafka_read import CONSUMER_SETTINGS, ReadBatch, ReadMode, TopicReaders
-from harness.collector.mapping import REFERENCE_CORE, BatchDecoder, FieldMapping, quiet_gc
+from harness.collector.mapping import BatchDecoder, quiet_gc
 from harness.collector.measure import INTERVAL_MEASURES, Recorder, StageMeasure
 from harness.collector.shards import in_shard, parse_shard
 from harness.infra.kafka_clients import admin_client

@@ -31,7 +31,7 @@ from harness.symbols import load_universe
 from ingest.kafka_settings import fold_partition
 
 if TYPE_CHECKING:
-    from harness.collector.mapping import FieldMapping
+    from contracts.records import FieldMapping
     from harness.scenario import RecordMapping
 
 

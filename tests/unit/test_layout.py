@@ -24,7 +24,6 @@ CONTRACT_DEPENDENCIES = {"numpy", "hdrh", "msgspec"}
 MAX_LINES = 600
 
 
-
 @cache
 def modules() -> dict[str, Path]:
     """Dotted module name -> file, for every .py file of the packages."""

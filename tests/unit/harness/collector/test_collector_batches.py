@@ -6,10 +6,10 @@ from typing import Any
 
 import numpy as np
 
+from contracts.records import FieldMapping
 from harness.collector._fastdecode import extract
 from harness.collector.client import CollectorCounters, collector_cost, describe_cost
 from harness.collector.kafka_read import ReadBatch, ReadMode
-from harness.collector.mapping import FieldMapping
 from harness.collector.process import Collector
 from ingest.records import FeedRecord
 

@@ -15,8 +15,9 @@ import pytest
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
+from contracts.records import FieldMapping
 from harness.collector._fastdecode import extract
-from harness.collector.mapping import BatchDecoder, DecodedBatch, FieldMapping
+from harness.collector.mapping import BatchDecoder, DecodedBatch
 from ingest.records import FeedRecord
 
 KEYS = (b"symbol", b"type", b"seq", b"exchange_ns", b"recv_ns", b"produced_ns")

@@ -6,7 +6,8 @@ import numpy as np
 import orjson
 import pytest
 
-from harness.collector.mapping import BatchDecoder, FieldMapping
+from contracts.records import FieldMapping
+from harness.collector.mapping import BatchDecoder
 from ingest.records import FeedRecord
 
 
