@@ -14,8 +14,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from contracts import hdr
-from harness.collector.client import CollectorSnapshot
 from harness.collector.loss import LossReport
+from harness.collector.replies import CollectorSnapshot
 from harness.diagnosis import HoldEvidence
 from harness.plan import Evaluate
 from harness.scenario import Scenario

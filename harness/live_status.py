@@ -11,7 +11,7 @@ from typing import Any
 
 from rich.console import Console
 
-from harness.collector.client import CollectorCounters
+from harness.collector.replies import CollectorCounters
 from harness.plan import Phase, PlanStatus
 from harness.results.summary import write_atomic
 

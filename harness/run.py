@@ -35,13 +35,10 @@ from rich.console import Console
 from rich.markup import escape
 
 from harness import testbed
-from harness.collector.client import (
-    CollectorCounters,
-    CollectorError,
-    collector_cost,
-)
+from harness.collector.client import CollectorError, collector_cost
 from harness.collector.launch import start_collector
 from harness.collector.loss import compare, in_flight_window_s
+from harness.collector.replies import CollectorCounters
 from harness.datacheck.feed import FeedRefused, check_run_feed
 from harness.defaults import COMPOSE_KAFKA_PORTS
 from harness.diagnosis import diagnose
@@ -477,8 +474,10 @@ class HarnessRun:
             # it up to its delivery hop later. Close its stage once it has read every record
             # appended up to DRAIN_MARGIN_NS after now (what the SUT had in hand, appended).
             drained = collector.drain(self.clock_ns() + DRAIN_MARGIN_NS, DRAIN_MAX_S)
-            if not drained.get("drained"):
-                self.summary.add_event("collector_not_drained", label=action.label, **drained)
+            if not drained.drained:
+                self.summary.add_event(
+                    "collector_not_drained", label=action.label, **drained.to_json()
+                )
             collector.stage(None)
             started = self._collector_at_start.pop(action.label, None)
             if started is not None:

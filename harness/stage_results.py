@@ -13,9 +13,9 @@ from typing import Any
 
 from rich.console import Console
 
-from contracts import hdr
-from harness.collector.client import CollectorSnapshot, describe_cost
+from harness.collector.client import describe_cost
 from harness.collector.loss import LossReport
+from harness.collector.replies import CollectorSnapshot
 from harness.diagnosis import Diagnosis
 from harness.hold_judgement import lag_percentiles
 from harness.results.hlog import append_intervals
@@ -162,7 +162,7 @@ class StageResults:
             # The measure accumulates every sealed interval of the stage, whatever snapshots
             # (early-abort checks) were taken before this one.
             seconds = hold.snapshot.measure.intervals.get(name, {})
-            rows = [(second, hdr.decode(code)) for second, code in sorted(seconds.items())]
+            rows = sorted(seconds.items())
             if rows:
                 tag = hold.label + tag_suffix
                 append_intervals(self.run_dir / "lag.hlog", self.run_start_ns, tag, rows)

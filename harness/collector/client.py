@@ -8,10 +8,10 @@ cooperative). stderr is drained by a second thread into a short tail kept for er
 One request is in flight at a time (a lock), so the sampler thread may ask for counters while
 the stage loop takes snapshots.
 
-Snapshots are rebuilt here into pure data (`CollectorSnapshot`): the process sends each
+Replies are read into their types (`harness.collector.replies`). The process sends each
 sealed 1 s interval histogram once (`intervals`, new since the previous snapshot of that
-stage, for the .hlog), and this client also keeps them per stage so `snapshot.measure` holds
-every interval of the stage received so far.
+stage, for the .hlog); this client keeps them per stage (packed, as they came) so a
+snapshot's `measure` holds every interval of the stage received so far.
 
 Anything that goes wrong (no ready line, a reply timeout, the process died) kills the process
 by its PID and raises `CollectorError`; `stop()` never raises for a process that is already
@@ -28,53 +28,19 @@ import sys
 import threading
 from collections import deque
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from types import TracebackType
 from typing import IO, Any
 
+from contracts.hdr import PackedHistogram
 from contracts.records import FieldMapping
-from harness.collector.completeness import Completeness
-from harness.collector.measure import INTERVAL_MEASURES, StageMeasure
+from harness.collector.measure import INTERVAL_MEASURES
+from harness.collector.replies import CollectorCounters, CollectorSnapshot, Drained
 
-Interval = tuple[int, str, str]
-"""(epoch second, tag = stage label, encoded histogram)."""
 _CLOSED = object()
 
 
 class CollectorError(RuntimeError):
     """The collector process failed, refused a command or did not answer in time."""
-
-
-@dataclass
-class CollectorSnapshot:
-    """One stage as the collector measured it so far (pure data)."""
-
-    label: str | None
-    active: bool
-    measure: StageMeasure
-    completeness: Completeness
-    stage_messages: int
-    consumed_messages: int
-    consumed_bytes: int
-    kafka_errors: int
-    last_error: str
-    live_p99_us: int | None
-    t_ns: int
-    intervals: list[Interval] = field(default_factory=list)
-    """`total` interval histograms sealed since the previous snapshot of this stage."""
-    intervals_uncorrected: list[Interval] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class CollectorCounters:
-    stage: str | None
-    consumed_messages: int
-    consumed_bytes: int
-    kafka_errors: int
-    live_p99_us: int | None
-    t_ns: int
-    cpu_ns: int = 0
-    """The collector processes' CPU time (summed over shards); 0 if not reported."""
 
 
 def collector_cost(start: CollectorCounters, end: CollectorCounters) -> dict[str, Any]:
@@ -162,7 +128,7 @@ class CollectorProcess:
         self._replies: queue.Queue[Any] = queue.Queue()
         self._stderr: deque[str] = deque(maxlen=50)
         self._lock = threading.Lock()
-        self._intervals: dict[str, dict[str, dict[int, str]]] = {}
+        self._intervals: dict[str, dict[str, dict[int, PackedHistogram]]] = {}
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -278,22 +244,13 @@ class CollectorProcess:
         return int(reply["partitions"])
 
     def counters(self) -> CollectorCounters:
-        reply = self.request({"cmd": "counters"})
-        return CollectorCounters(
-            reply["stage"],
-            int(reply["consumed_messages"]),
-            int(reply["consumed_bytes"]),
-            int(reply["kafka_errors"]),
-            reply["live_p99_us"],
-            int(reply["t_ns"]),
-            int(reply.get("cpu_ns", 0)),
-        )
+        return CollectorCounters.from_json(self.request({"cmd": "counters"}))
 
-    def drain(self, after_ns: int, timeout_s: float) -> dict[str, Any]:
+    def drain(self, after_ns: int, timeout_s: float) -> Drained:
         """Wait until the collector has read every record appended before `after_ns` (the end
-        offsets of its partitions then), at most `timeout_s`; {"drained", "behind" (partitions
-        short), "waited_s"}."""
-        return self.request({"cmd": "drain", "after_ns": int(after_ns), "timeout_s": timeout_s})
+        offsets of its partitions then), at most `timeout_s`."""
+        reply = self.request({"cmd": "drain", "after_ns": int(after_ns), "timeout_s": timeout_s})
+        return Drained.from_json(reply)
 
     def consumed_bytes(self) -> int:
         """Key + value bytes consumed since start (the sampler's Kafka-out source)."""
@@ -358,28 +315,11 @@ class CollectorProcess:
     def _snapshot(self, reply: dict[str, Any]) -> CollectorSnapshot:
         if "error" in reply:
             raise CollectorError(f"collector snapshot failed: {reply['error']}")
-        measure = StageMeasure.from_json(reply["measure"])
-        label: str | None = reply["label"]
+        snapshot = CollectorSnapshot.from_json(reply)
+        label = snapshot.label
         if label is not None:
             kept = self._intervals.setdefault(label, {m: {} for m in INTERVAL_MEASURES})
-            for name, key in (("total", "intervals"),
-                              ("total_uncorrected", "intervals_uncorrected")):  # fmt: skip
-                kept[name].update({int(s): code for s, _tag, code in reply[key]})
-                measure.intervals[name] = dict(sorted(kept[name].items()))
-        return CollectorSnapshot(
-            label=label,
-            active=bool(reply["active"]),
-            measure=measure,
-            completeness=Completeness.from_json(reply["completeness"]),
-            stage_messages=int(reply["stage_messages"]),
-            consumed_messages=int(reply["consumed_messages"]),
-            consumed_bytes=int(reply["consumed_bytes"]),
-            kafka_errors=int(reply["kafka_errors"]),
-            last_error=str(reply.get("last_error", "")),
-            live_p99_us=reply["live_p99_us"],
-            t_ns=int(reply["t_ns"]),
-            intervals=[(int(s), str(t), str(c)) for s, t, c in reply["intervals"]],
-            intervals_uncorrected=[
-                (int(s), str(t), str(c)) for s, t, c in reply["intervals_uncorrected"]
-            ],
-        )
+            for name in INTERVAL_MEASURES:
+                kept[name].update({s: packed for s, _tag, packed in snapshot.new_intervals(name)})
+                snapshot.measure.intervals[name] = dict(sorted(kept[name].items()))
+        return snapshot

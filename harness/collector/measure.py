@@ -32,7 +32,8 @@ without counting as negative (they are within the stamp's resolution, not skew).
 `StageMeasure` is pure data: it merges (`a + b`, histograms added, never percentiles averaged)
 and round-trips through JSON (`to_json` / `from_json`) to move between processes. It also
 holds 1 s interval histograms of `total` and `total_uncorrected`, keyed by the second of the
-record's end time and stored encoded (compressed base64, about 1 KB each) for the .hlog.
+record's end time and kept packed (`contracts.hdr.PackedHistogram`: encoded once when the
+second is sealed, about 1 KB each, decoded when read) for the .hlog.
 
 `Recorder` fills a StageMeasure from numpy batches with `contracts.hdr.prepare` and
 `record_prepared`, one vectorised step per histogram and batch (an interval histogram reuses
@@ -52,6 +53,7 @@ import numpy.typing as npt
 from hdrh.histogram import HdrHistogram
 
 from contracts.hdr import (
+    PackedHistogram,
     PreparedBatch,
     decode,
     encode,
@@ -92,7 +94,7 @@ def _histograms() -> dict[str, HdrHistogram]:
     return {m: new_histogram() for m in MEASURES}
 
 
-def _intervals() -> dict[str, dict[int, str]]:
+def _intervals() -> dict[str, dict[int, PackedHistogram]]:
     return {m: {} for m in INTERVAL_MEASURES}
 
 
@@ -104,23 +106,14 @@ def _sum(a: dict[str, int], b: dict[str, int]) -> dict[str, int]:
     return {k: a.get(k, 0) + b.get(k, 0) for k in a.keys() | b.keys()}
 
 
-def add_encoded(a: str | None, b: str | None) -> str:
-    """The encoded sum of two encoded histograms (None = nothing)."""
-    hist = new_histogram()
-    for code in (a, b):
-        if code is not None:
-            hist.add(decode(code))
-    return encode(hist)
-
-
 @dataclass
 class StageMeasure:
     """Lag histograms of one stage (or a part of one, from one collector process)."""
 
     label: str = ""
     histograms: dict[str, HdrHistogram] = field(default_factory=_histograms)
-    intervals: dict[str, dict[int, str]] = field(default_factory=_intervals)
-    """measure -> epoch second of the observed time -> encoded interval histogram."""
+    intervals: dict[str, dict[int, PackedHistogram]] = field(default_factory=_intervals)
+    """measure -> epoch second of the record's end time -> its interval histogram."""
     messages: int = 0
     negative: dict[str, int] = field(default_factory=_zeros)
     overflow: dict[str, int] = field(default_factory=_zeros)
@@ -139,8 +132,9 @@ class StageMeasure:
             mine, theirs = self.intervals[name], other.intervals[name]
             for second in sorted(mine.keys() | theirs.keys()):
                 a, b = mine.get(second), theirs.get(second)
-                both = a is not None and b is not None
-                total.intervals[name][second] = add_encoded(a, b) if both else (a or b or "")
+                added = a + b if a is not None and b is not None else a or b
+                assert added is not None
+                total.intervals[name][second] = added
         total.messages = self.messages + other.messages
         total.negative = _sum(self.negative, other.negative)
         total.overflow = _sum(self.overflow, other.overflow)
@@ -153,7 +147,7 @@ class StageMeasure:
 
     def interval_histograms(self, name: str = "total") -> list[tuple[int, HdrHistogram]]:
         """(epoch second, histogram) of one interval measure, in time order."""
-        return [(s, decode(code)) for s, code in sorted(self.intervals[name].items())]
+        return [(s, packed.histogram()) for s, packed in sorted(self.intervals[name].items())]
 
     def percentiles(self) -> dict[str, dict[str, int]]:
         """P50/P95/P99/P99.9/max/count (us) of every measure."""
@@ -165,7 +159,7 @@ class StageMeasure:
             "messages": self.messages,
             "histograms": {name: encode(hist) for name, hist in self.histograms.items()},
             "intervals": {
-                name: {str(s): code for s, code in sorted(table.items())}
+                name: {str(s): packed.code for s, packed in sorted(table.items())}
                 for name, table in self.intervals.items()
             },
             "negative": dict(self.negative),
@@ -180,7 +174,7 @@ class StageMeasure:
     def from_json(cls, data: dict[str, Any]) -> StageMeasure:
         intervals = _intervals()
         for name, table in data["intervals"].items():
-            intervals[name] = {int(s): code for s, code in table.items()}
+            intervals[name] = {int(s): PackedHistogram(code) for s, code in table.items()}
         return cls(
             label=data["label"],
             histograms={name: decode(code) for name, code in data["histograms"].items()},
@@ -318,7 +312,7 @@ class Recorder:
             sealed = self._measure.intervals[name].pop(second, None)
             hist = new_histogram()
             if sealed is not None:  # a straggler for a sealed second: reopen it
-                hist.add(decode(sealed))
+                hist.add(sealed.histogram())
             table[second] = hist
         return hist
 
@@ -326,7 +320,7 @@ class Recorder:
         """Encode open interval histograms of seconds <= `before` (all if None)."""
         for name, table in self._open.items():
             for second in [s for s in table if before is None or s <= before]:
-                self._measure.intervals[name][second] = encode(table.pop(second))
+                self._measure.intervals[name][second] = PackedHistogram.pack(table.pop(second))
 
     def live_p99_us(self) -> int | None:
         """P99 (us) of `total` over the last completed second of the clock, if any arrived."""
@@ -335,8 +329,8 @@ class Recorder:
         hist = self._open["total"].get(second)
         if hist is not None:
             return int(hist.get_value_at_percentile(99))
-        code = self._measure.intervals["total"].get(second)
-        return None if code is None else int(decode(code).get_value_at_percentile(99))
+        sealed = self._measure.intervals["total"].get(second)
+        return None if sealed is None else int(sealed.histogram().get_value_at_percentile(99))
 
     def take(self, label: str | None = None) -> StageMeasure:
         """The measure recorded so far (intervals sealed); recording continues in a new one."""

@@ -89,10 +89,11 @@ from confluent_kafka.admin import OffsetSpec  # type: ignore[attr-defined]
 from contracts.hdr import count_above
 from contracts.records import REFERENCE_CORE, FieldMapping
 from harness.collector._fastdecode import KafkaReaderError
-from harness.collector.completeness import SequenceTracker
+from harness.collector.completeness import Completeness, SequenceTracker
 from harness.collector.kafka_read import CONSUMER_SETTINGS, ReadBatch, ReadMode, TopicReaders
 from harness.collector.mapping import BatchDecoder, quiet_gc
 from harness.collector.measure import INTERVAL_MEASURES, Recorder, StageMeasure
+from harness.collector.replies import CollectorCounters, CollectorSnapshot, Interval
 from harness.collector.shards import in_shard, parse_shard
 from harness.infra.kafka_clients import admin_client
 from harness.infra.topics import offsets_when_served
@@ -192,17 +193,17 @@ class Collector:
     def live_p99_us(self) -> int | None:
         return None if self.active is None else self.active.recorder.live_p99_us()
 
-    def counters(self) -> dict[str, Any]:
-        return {
-            "stage": None if self.active is None else self.active.label,
-            "consumed_messages": self.consumed_messages,
-            "consumed_bytes": self.consumed_bytes,
-            "kafka_errors": self.kafka_errors,
-            "last_error": self.last_error,
-            "live_p99_us": self.live_p99_us(),
-            "t_ns": self.clock(),
-            "cpu_ns": self.cpu_clock(),
-        }
+    def counters(self) -> CollectorCounters:
+        return CollectorCounters(
+            stage=None if self.active is None else self.active.label,
+            consumed_messages=self.consumed_messages,
+            consumed_bytes=self.consumed_bytes,
+            kafka_errors=self.kafka_errors,
+            live_p99_us=self.live_p99_us(),
+            t_ns=self.clock(),
+            cpu_ns=self.cpu_clock(),
+            last_error=self.last_error,
+        )
 
     def above(self, limits_us: Sequence[int]) -> dict[str, Any]:
         """Samples of the open stage's CO-corrected total lag surely above each limit."""
@@ -217,7 +218,7 @@ class Collector:
             "above": [count_above(total, int(limit)) for limit in limits_us],
         }
 
-    def snapshot(self, label: str | None = None) -> dict[str, Any]:
+    def snapshot(self, label: str | None = None, final: bool = False) -> CollectorSnapshot:
         """The snapshot of stage `label` / the open stage / the last closed stage."""
         if label is not None:
             state = self.stages.get(label)
@@ -225,31 +226,30 @@ class Collector:
                 raise KeyError(f"no stage {label!r}; stages: {sorted(self.stages)}")
         else:
             state = self.active or self.last
-        reply = self.counters()
+        counters = self.counters()
         if state is None:
-            measure = StageMeasure()
-            reply.update(label=None, active=False, completeness={"malformed": 0, "keys": {}})
-        else:
-            measure = state.measure
-            reply.update(
-                label=state.label,
-                active=state is self.active,
-                completeness=state.tracker.snapshot().to_json(),
+            return CollectorSnapshot(
+                None, False, StageMeasure(), Completeness(), 0, counters, final=final
             )
-        data = measure.to_json()
-        data["intervals"] = {name: {} for name in INTERVAL_MEASURES}
-        reply["measure"] = data
-        reply["stage_messages"] = measure.messages
-        for name, key in (("total", "intervals"), ("total_uncorrected", "intervals_uncorrected")):
-            reply[key] = [] if state is None else self._new_intervals(state, measure, name)
-        return reply
+        measure = state.measure
+        return CollectorSnapshot(
+            label=state.label,
+            active=state is self.active,
+            measure=measure,
+            completeness=state.tracker.snapshot(),
+            stage_messages=measure.messages,
+            counters=counters,
+            intervals=self._new_intervals(state, measure, "total"),
+            intervals_uncorrected=self._new_intervals(state, measure, "total_uncorrected"),
+            final=final,
+        )
 
     @staticmethod
-    def _new_intervals(state: StageState, measure: StageMeasure, name: str) -> list[Any]:
+    def _new_intervals(state: StageState, measure: StageMeasure, name: str) -> list[Interval]:
         sent = state.sent[name]
         fresh = sorted(s for s in measure.intervals[name] if s not in sent)
         sent.update(fresh)
-        return [[s, state.label, measure.intervals[name][s]] for s in fresh]
+        return [(s, state.label, measure.intervals[name][s]) for s in fresh]
 
 
 class ControlChannel:
@@ -305,16 +305,16 @@ def handle(collector: Collector, command: dict[str, Any]) -> tuple[dict[str, Any
             closed = collector.set_stage(label)
             return {"ok": True, "stage": label, "closed": closed}, False
         if name == "snapshot":
-            return collector.snapshot(command.get("label")), False
+            return collector.snapshot(command.get("label")).to_json(), False
         if name == "counters":
-            return collector.counters(), False
+            return collector.counters().to_json(), False
         if name == "above":
             limits = command.get("limits_us")
             if not isinstance(limits, list) or not all(isinstance(v, int) for v in limits):
                 raise ValueError(f"limits_us is a list of integers, not {limits!r}")
             return collector.above(limits), False
         if name == "stop":
-            return {**collector.snapshot(), "final": True}, True
+            return collector.snapshot(final=True).to_json(), True
         if name == "_bad":
             return {"error": str(command.get("error"))}, False
         return {"error": f"unknown command {name!r}"}, False

@@ -14,7 +14,7 @@ drives it with the same `CollectorProcess` client. Towards the workers it is a L
 Shards. Worker number i (in order of connection) hosts collector shard i of N: a collector
 process reading the partitions p with p mod N == i (`--shard i/N`), or, with `--partitions
 none`, the partitions of each `assign` that fall in its shard. Every other command goes to
-every shard; the N replies are merged into one (`harness.collector.shards.merge_replies`):
+every shard; the N replies are added into one (`harness.collector.replies.sum_replies`):
 histograms and completeness states added, counters summed.
 
 Messages (Locust custom messages, msgpack over Locust's ZeroMQ channel):
@@ -44,9 +44,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from harness.collector.process import add_collector_options
-from harness.collector.shards import Reply, merge_replies, split_partitions
+from harness.collector.replies import sum_replies
+from harness.collector.shards import split_partitions
 from harness.distributed_collector.environment import locust_environment
 from harness.exit_codes import ExitCode
+
+Reply = dict[str, Any]
+"""One JSON reply of the collector protocol, as it travels between master and workers."""
 
 DEFAULT_PORT = 5557
 log = logging.getLogger("harness.distributed_collector.master")
@@ -151,7 +155,7 @@ class ShardRouter:
             payloads = [{"command": {**command, "partitions": p}} for p in parts]
         else:
             payloads = [{"command": command}] * len(self.workers)
-        return merge_replies(name, self.exchange("collector_cmd", payloads))
+        return sum_replies(name, self.exchange("collector_cmd", payloads))
 
 
 def _start_payloads(args: argparse.Namespace) -> list[dict[str, Any]]:

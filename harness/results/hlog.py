@@ -41,7 +41,7 @@ from typing import TextIO
 
 from hdrh.histogram import HdrHistogram
 
-from contracts.hdr import encode
+from contracts.hdr import PackedHistogram, encode
 
 FORMAT_VERSION = "1.3"
 LEGEND = '"StartTimestamp","Interval_Length","Interval_Max","Interval_Compressed_Histogram"'
@@ -69,19 +69,24 @@ def interval_line(
     tag: str | None,
     start_ns: int,
     length_ns: int,
-    hist: HdrHistogram,
+    hist: HdrHistogram | PackedHistogram,
     base_ns: int,
     max_value_unit_ratio: float = MAX_VALUE_UNIT_RATIO,
 ) -> str:
-    """One interval line, as Java's `outputIntervalHistogram` writes it."""
+    """One interval line, as Java's `outputIntervalHistogram` writes it. A packed histogram is
+    written in the encoding it has (decoded once, for its max), not encoded again."""
+    if isinstance(hist, PackedHistogram):
+        code, hist = hist.code, hist.histogram()
+    else:
+        code = encode(hist)
     start_s = max(0, start_ns - base_ns) / NS_PER_S  # hdrh's reader skips negative stamps
     max_value = hist.get_max_value() if hist.get_total_count() else 0
     body = f"{start_s:.3f},{length_ns / NS_PER_S:.3f},{max_value / max_value_unit_ratio:.3f}"
     if tag is None:
-        return f"{body},{encode(hist)}"
+        return f"{body},{code}"
     if not tag or _BAD_TAG.search(tag):
         raise ValueError(f"an hlog tag cannot be empty or contain commas or spaces: {tag!r}")
-    return f"Tag={tag},{body},{encode(hist)}"
+    return f"Tag={tag},{body},{code}"
 
 
 class HlogWriter:
@@ -105,7 +110,9 @@ class HlogWriter:
         if write_header:
             self.stream.write("\n".join(header_lines(self.base_ns)) + "\n")
 
-    def write(self, tag: str | None, start_ns: int, length_ns: int, hist: HdrHistogram) -> None:
+    def write(
+        self, tag: str | None, start_ns: int, length_ns: int, hist: HdrHistogram | PackedHistogram
+    ) -> None:
         self.stream.write(interval_line(tag, start_ns, length_ns, hist, self.base_ns) + "\n")
 
 
@@ -113,7 +120,7 @@ def append_intervals(
     path: Path,
     start_ns: int,
     tag: str,
-    intervals: Iterable[tuple[int, HdrHistogram]],
+    intervals: Iterable[tuple[int, HdrHistogram | PackedHistogram]],
     length_ns: int = NS_PER_S,
 ) -> int:
     """Append (epoch second, histogram) intervals under `tag` to the log at `path`.

@@ -1,13 +1,16 @@
-"""The vectorised HDR recorder agrees with hdrh's own record_value, value for value."""
+"""The vectorised HDR recorder agrees with hdrh's own record_value, value for value; packed
+histograms keep their encoding and add up."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from contracts.hdr import (
     HIGHEST_US,
+    PackedHistogram,
     count_above,
     decode,
     encode,
@@ -94,3 +97,21 @@ def test_a_prepared_subset_records_as_its_values_would(values: list[int], seed: 
     assert via_subset.equals(direct)
     assert via_subset.get_total_count() == int(mask.sum())
     assert via_subset.get_max_value() == direct.get_max_value()
+
+
+def test_a_packed_histogram_keeps_its_code_and_a_sum_is_encoded_once() -> None:
+    parts = []
+    for shift in (0, 1_000, 50_000):
+        hist = new_histogram()
+        record_many(hist, np.arange(1, 501) + shift)
+        parts.append(PackedHistogram.pack(hist))
+    first = parts[0]
+    assert first.code == encode(first.histogram())  # packed as it was given
+    total = parts[0] + parts[1] + parts[2]
+    assert total.histogram().get_total_count() == 1_500
+    assert total.histogram().get_max_value() >= 50_500
+    again = PackedHistogram(total.code)  # the sum's one encoding reads back the same
+    assert again == total and again.histogram().get_total_count() == 1_500
+    assert first != total
+    with pytest.raises(ValueError):
+        PackedHistogram()

@@ -28,8 +28,9 @@ import psutil
 import pytest
 
 from contracts.hdr import count_above, new_histogram
-from harness.collector.client import CollectorError, CollectorProcess, CollectorSnapshot
+from harness.collector.client import CollectorError, CollectorProcess
 from harness.collector.completeness import KeyState
+from harness.collector.replies import CollectorSnapshot, Interval
 from harness.infra.kafka_clients import producer
 from harness.infra.kafka_local import ClusterState, LocalKafka
 from harness.infra.ports import free_ports
@@ -148,15 +149,13 @@ def assert_stage(snapshot: CollectorSnapshot, plan: Plan, label: str) -> None:
             assert hist.values_are_equivalent(got, want), (name, p, got, want)
 
 
-def interval_count(intervals: list[tuple[int, str, str]], label: str) -> int:
-    from contracts.hdr import decode
-
+def interval_count(intervals: list[Interval], label: str) -> int:
     assert all(tag == label for _, tag, _ in intervals)
     seconds = [s for s, _, _ in intervals]
     assert len(seconds) == len(set(seconds)), "an interval second was sent twice"
     total = new_histogram()
-    for _, _, code in intervals:
-        total.add(decode(code))
+    for _, _, packed in intervals:
+        total.add(packed.histogram())
     return int(total.get_total_count())
 
 

@@ -24,7 +24,8 @@ import pytest
 from confluent_kafka import Producer
 
 from contracts.hdr import encode
-from harness.collector.client import CollectorProcess, CollectorSnapshot
+from harness.collector.client import CollectorProcess
+from harness.collector.replies import CollectorSnapshot
 from harness.feed_process import FeedSimProcess
 from harness.infra.kafka_local import ClusterState, LocalKafka
 from harness.infra.topics import (
@@ -119,7 +120,7 @@ def two_collectors(
         # (700 ms asleep after every read) too, without waiting for counts.
         time.sleep(PRODUCE_DELAY_MS / 1000 + 0.5)  # the core's last records are appended
         drained = slowed.drain(time.time_ns(), 60)
-        assert drained["drained"] and drained["behind"] == 0, drained
+        assert drained.drained and drained.behind == 0, drained
         assert slowed.snapshot("hold").stage_messages == sent
         wait_for([normal], "hold", sent)
         assert core.alive(), "the test core died"

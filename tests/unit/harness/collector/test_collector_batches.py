@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import replace
 
 import numpy as np
 
 from contracts.records import FieldMapping
 from harness.collector._fastdecode import extract
-from harness.collector.client import CollectorCounters, collector_cost, describe_cost
+from harness.collector.client import collector_cost, describe_cost
 from harness.collector.kafka_read import ReadBatch, ReadMode
 from harness.collector.process import Collector
 from ingest.records import FeedRecord
@@ -76,8 +76,8 @@ def test_counters_report_the_process_cpu_and_collector_cost_divides_it() -> None
     collector.on_batch(ReadBatch.of_values([value(i) for i in range(1, 6)]), 1)
     now[0] += 2_000_000_000
     after = collector.counters()
-    assert (before["cpu_ns"], after["cpu_ns"]) == (2_000_000_000, 2_500_000_000)
-    cost = collector_cost(counters(before), counters(after))
+    assert (before.cpu_ns, after.cpu_ns) == (2_000_000_000, 2_500_000_000)
+    cost = collector_cost(before, after)
     assert cost == {
         "collector_cpu_seconds": 0.5,
         "collector_messages": 5,
@@ -88,22 +88,10 @@ def test_counters_report_the_process_cpu_and_collector_cost_divides_it() -> None
         "harness cost: the collector used 25% of a core, 100000.0 us CPU a message "
         "(5 messages, librdkafka included)"
     )
-    unknown = collector_cost(counters({**before, "cpu_ns": 0}), counters(after))
+    unknown = collector_cost(replace(before, cpu_ns=0), after)
     assert unknown["collector_cpu_seconds"] is None
     assert unknown["collector_cpu_us_per_message"] is None
     assert unknown["collector_cpu_cores"] is None
     assert describe_cost(unknown) is None
-    no_time = collector_cost(counters(before), counters({**after, "t_ns": before["t_ns"]}))
+    no_time = collector_cost(before, replace(after, t_ns=before.t_ns))
     assert no_time["collector_cpu_cores"] is None and no_time["collector_cpu_seconds"] == 0.5
-
-
-def counters(reply: dict[str, Any]) -> CollectorCounters:
-    return CollectorCounters(
-        reply["stage"],
-        reply["consumed_messages"],
-        reply["consumed_bytes"],
-        reply["kafka_errors"],
-        reply["live_p99_us"],
-        reply["t_ns"],
-        reply["cpu_ns"],
-    )

@@ -1,23 +1,18 @@
-"""Collector shards: partition routing, and replies merged from shards equal one collector's."""
+"""Collector shards: partition routing, and the shards' replies add up (`+`, and
+`sum_replies` over their JSON) to the reply of one collector reading every partition."""
 
 from __future__ import annotations
 
+import functools
+import operator
 import random
-from typing import Any
 
 import pytest
 
-from contracts.hdr import decode
-from harness.collector.completeness import Completeness
 from harness.collector.kafka_read import ReadBatch
-from harness.collector.measure import StageMeasure
 from harness.collector.process import Collector
-from harness.collector.shards import (
-    merge_replies,
-    parse_shard,
-    shard_of,
-    split_partitions,
-)
+from harness.collector.replies import CollectorSnapshot, sum_replies
+from harness.collector.shards import parse_shard, shard_of, split_partitions
 from ingest.records import FeedRecord
 
 SHARDS = 3
@@ -63,14 +58,14 @@ def _traffic(seed: int = 3) -> list[tuple[int, list[Record]]]:
     return batches
 
 
-def _snapshots() -> tuple[list[dict[str, Any]], dict[str, Any]]:
+def _snapshots() -> tuple[list[CollectorSnapshot], CollectorSnapshot]:
     """Shard snapshots (intervals sent in two snapshots) and the one collector's snapshot."""
     clock = Clock()
     shards = [Collector(clock=clock) for _ in range(SHARDS)]
     whole = Collector(clock=clock)
     for collector in [*shards, whole]:
         collector.set_stage("stage-1")
-    early: list[dict[str, Any]] = []
+    early: list[CollectorSnapshot] = []
     batches = _traffic()
     for index, (observed, messages) in enumerate(batches):
         clock.now = observed
@@ -84,9 +79,9 @@ def _snapshots() -> tuple[list[dict[str, Any]], dict[str, Any]]:
         collector.set_stage(None)
     late = [c.snapshot() for c in shards]
     for part, first in zip(late, early, strict=True):
-        for key in ("intervals", "intervals_uncorrected"):
-            assert first[key], "the early snapshot sent some seconds"
-            part[key] = first[key] + part[key]
+        assert first.intervals and first.intervals_uncorrected, "the early one sent some seconds"
+        part.intervals = first.intervals + part.intervals
+        part.intervals_uncorrected = first.intervals_uncorrected + part.intervals_uncorrected
     return late, whole.snapshot()
 
 
@@ -98,40 +93,45 @@ def test_partitions_split_by_shard_in_order() -> None:
             parse_shard(bad)
 
 
-def test_merged_shard_snapshots_equal_one_collector_over_all_partitions() -> None:
-    parts, whole = _snapshots()
-    assert all(p["stage_messages"] > 0 for p in parts)
-    merged = merge_replies("snapshot", parts)
-    assert merged["stage_messages"] == whole["stage_messages"]
-    assert merged["consumed_messages"] == whole["consumed_messages"]
-    assert merged["consumed_bytes"] == whole["consumed_bytes"]
-    assert merged["label"] == "stage-1" and merged["active"] is False
-
-    got, want = StageMeasure.from_json(merged["measure"]), StageMeasure.from_json(whole["measure"])
-    assert got.percentiles() == want.percentiles()
-    assert got.messages == want.messages and got.unavailable == want.unavailable
-    assert (got.first_observed_ns, got.last_observed_ns) == (
-        want.first_observed_ns,
-        want.last_observed_ns,
+def _assert_same(got: CollectorSnapshot, want: CollectorSnapshot) -> None:
+    assert got.stage_messages == want.stage_messages
+    assert got.consumed_messages == want.consumed_messages
+    assert got.consumed_bytes == want.consumed_bytes
+    assert got.label == "stage-1" and got.active is False
+    assert got.measure.percentiles() == want.measure.percentiles()
+    assert got.measure.messages == want.measure.messages
+    assert got.measure.unavailable == want.measure.unavailable
+    assert (got.measure.first_observed_ns, got.measure.last_observed_ns) == (
+        want.measure.first_observed_ns,
+        want.measure.last_observed_ns,
     )
-    got_c = Completeness.from_json(merged["completeness"])
-    want_c = Completeness.from_json(whole["completeness"])
-    assert got_c.totals() == want_c.totals() and got_c.totals()["gaps"] > 0
-    assert got_c.totals()["duplicates"] > 0
-    assert got_c.keys == want_c.keys
-
-    for key in ("intervals", "intervals_uncorrected"):
-        seconds = [s for s, _tag, _code in merged[key]]
-        assert seconds == sorted(set(seconds)) == [s for s, _t, _c in whole[key]]
-        for (_, tag, code), (_, want_tag, want_code) in zip(merged[key], whole[key], strict=True):
+    totals = got.completeness.totals()
+    assert totals == want.completeness.totals() and totals["gaps"] > 0
+    assert totals["duplicates"] > 0
+    assert got.completeness.keys == want.completeness.keys
+    for name in ("total", "total_uncorrected"):
+        mine, theirs = got.new_intervals(name), want.new_intervals(name)
+        seconds = [s for s, _tag, _packed in mine]
+        assert seconds == sorted(set(seconds)) == [s for s, _t, _p in theirs]
+        for (_, tag, packed), (_, want_tag, want_packed) in zip(mine, theirs, strict=True):
             assert tag == want_tag == "stage-1"
-            a, b = decode(code), decode(want_code)
-            assert a.get_total_count() == b.get_total_count()
-            assert a.get_value_at_percentile(99) == b.get_value_at_percentile(99)
+            assert packed == want_packed  # the same counts in every bucket
+
+
+def test_shard_snapshots_add_up_to_one_collector_over_all_partitions() -> None:
+    parts, whole = _snapshots()
+    assert all(p.stage_messages > 0 for p in parts)
+    _assert_same(functools.reduce(operator.add, parts), whole)
+
+
+def test_shard_replies_sum_over_json_as_the_master_sums_them() -> None:
+    parts, whole = _snapshots()
+    wire = sum_replies("snapshot", [p.to_json() for p in parts])
+    _assert_same(CollectorSnapshot.from_json(wire), CollectorSnapshot.from_json(whole.to_json()))
 
 
 def test_counters_above_and_assign_are_summed_and_live_p99_is_the_largest() -> None:
-    counters = merge_replies(
+    counters = sum_replies(
         "counters",
         [
             {"stage": "s", "consumed_messages": 5, "consumed_bytes": 50, "kafka_errors": 0,
@@ -152,7 +152,7 @@ def test_counters_above_and_assign_are_summed_and_live_p99_is_the_largest() -> N
         "live_p99_us": 900,
         "t_ns": 3,
     }
-    drain = merge_replies(
+    drain = sum_replies(
         "drain",
         [
             {"drained": True, "behind": 0, "waited_s": 0.2},
@@ -160,7 +160,7 @@ def test_counters_above_and_assign_are_summed_and_live_p99_is_the_largest() -> N
         ],
     )
     assert drain == {"drained": False, "behind": 3, "waited_s": 5.0}
-    above = merge_replies(
+    above = sum_replies(
         "above",
         [
             {"stage": "s", "messages": 10, "above": [3, 1]},
@@ -168,7 +168,7 @@ def test_counters_above_and_assign_are_summed_and_live_p99_is_the_largest() -> N
         ],
     )
     assert above == {"stage": "s", "messages": 30, "above": [7, 1]}
-    assign = merge_replies(
+    assign = sum_replies(
         "assign",
         [{"ok": True, "added": 2, "partitions": 3}, {"ok": True, "added": 1, "partitions": 1}],
     )
@@ -176,6 +176,6 @@ def test_counters_above_and_assign_are_summed_and_live_p99_is_the_largest() -> N
 
 
 def test_an_error_of_one_shard_is_the_merged_reply_and_names_the_shard() -> None:
-    reply = merge_replies("counters", [{"stage": None}, {"error": "no stage 'x'"}])
+    reply = sum_replies("counters", [{"stage": None}, {"error": "no stage 'x'"}])
     assert reply == {"error": "collector shard 1: no stage 'x'"}
-    assert "error" in merge_replies("snapshot", [])
+    assert "error" in sum_replies("snapshot", [])
