@@ -41,9 +41,3 @@ def kafka_jars_dir(version: str = KAFKA_VERSION) -> Path:
 def symbols_file() -> Path:
     """The production symbol universe (495 real US symbols)."""
     return repo_root() / "config" / "production_symbols.json"
-
-
-def shared_dir() -> Path:
-    """The team's shared reference folder beside the project root."""
-    env = os.environ.get("HARNESS_SHARED_DIR")
-    return Path(env).resolve() if env else repo_root().parent / "shared"

@@ -309,6 +309,7 @@ class HarnessRun:
         self.parts = PartsCpu(self._test_bed_parts(), self.clock_ns)
         self.ctx.sampler = ResourceSampler(
             sut_pids=sut.pids,
+            usage=sut.usage_source(),
             feed=self.ctx.feed.control,
             kafka_bytes=self.ctx.collector.consumed_bytes,
             parts=self.parts,

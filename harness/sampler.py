@@ -224,23 +224,37 @@ def container_usage_from_stats(stats: dict[str, Any]) -> Usage:
 
 
 class ContainerUsage:
-    """Usage of a container through the docker SDK (`docker.models.containers.Container`)."""
+    """Usage of the SUT's current container through the docker SDK: `container_id()` names
+    it at every read (a `restart` reload runs a new one); `lookup(id)` returns its
+    `docker.models.containers.Container` (the local engine's `containers.get` by default)."""
 
-    def __init__(self, container: Any) -> None:
-        self.container = container
+    def __init__(
+        self,
+        container_id: Callable[[], str | None],
+        lookup: Callable[[str], Any] | None = None,
+    ) -> None:
+        self.container_id = container_id
+        self._lookup = lookup
+        self._current: tuple[str, Any] | None = None
 
-    @classmethod
-    def by_name(cls, name: str, client: Any = None) -> ContainerUsage:
-        """The container `name` (or id) of the local Docker engine."""
-        if client is None:
-            import docker  # only container SUTs need the engine
+    def _container(self) -> Any:
+        wanted = self.container_id()
+        if wanted is None:
+            return None
+        if self._current is None or self._current[0] != wanted:
+            if self._lookup is None:
+                import docker  # only container SUTs need the engine
 
-            client = docker.from_env()
-        return cls(client.containers.get(name))
+                self._lookup = docker.from_env().containers.get
+            self._current = (wanted, self._lookup(wanted))
+        return self._current[1]
 
     def read(self) -> Usage | None:
         try:
-            stats = self.container.stats(stream=False)
+            container = self._container()
+            if container is None:
+                return None
+            stats = container.stats(stream=False)
         except Exception:  # docker.errors.* (container gone, engine down)
             return None
         if not stats or not (stats.get("memory_stats") or {}).get("usage"):

@@ -7,8 +7,9 @@ Owns:
   (contract 6). `observe(record)` only appends to a buffer; `flush_batch()` records the buffer
   in one vectorised numpy step (hdrh's per-value `record_value` is too slow for 50k msg/s),
   at most every FLUSH_INTERVAL_NS from the loop (`flush_due`);
-- counters: feed messages, records by type, errors by reason, reconnects, gaps, Kafka
-  deliveries ok / failed by error, and the producer queue length (a gauge read on demand);
+- counters: records by type, Kafka deliveries ok / failed by error, and the producer queue
+  length (a gauge read on demand); the feed's own counters (lines, errors, reconnects, TickID
+  gaps) come from the composition root as extra families (`ingest.app`);
 - the Kafka producer's librdkafka figures (`ingest.producer_stats`) as the cross-core
   `kafka_producer_*` families (`producer_families`; names in PRODUCER_METRICS);
 - extra families from the composition root (`MetricsServer(extra_metrics=...)`, labelled or
@@ -89,12 +90,8 @@ class IngestMetrics:
         self.queue_length = queue_length
         self._clock_ns = clock_ns
         self._flushed_ns = clock_ns()
-        self.messages = 0
-        self.reconnects = 0
-        self.gaps = 0
         self.delivered = 0
         self.records_by_type: dict[str, int] = {}
-        self.errors_by_reason: dict[str, int] = {}
         self.delivery_failed_by_error: dict[str, int] = {}
         self._lags = {hop: LagHistogram() for hop in HOPS}
         self._pending: dict[str, list[int]] = {hop: [] for hop in HOPS}
@@ -137,19 +134,6 @@ class IngestMetrics:
             with self._lock:
                 self._lags[hop].record(values_us)
 
-    def count_messages(self, n: int = 1) -> None:
-        self.messages += n
-
-    def count_error(self, reason: str, n: int = 1) -> None:
-        """A malformed line or another error, by reason (e.g. `bad_field_count`)."""
-        self.errors_by_reason[reason] = self.errors_by_reason.get(reason, 0) + n
-
-    def count_reconnect(self, n: int = 1) -> None:
-        self.reconnects += n
-
-    def count_gap(self, n: int = 1) -> None:
-        self.gaps += n
-
     def count_delivery(self, error: str | None) -> None:
         """A Kafka delivery report: None when delivered, else the error name."""
         if error is None:
@@ -175,25 +159,10 @@ class IngestMetrics:
         """Every metric family, ready for `render_prometheus`."""
         fams = [
             MetricFamily(
-                "ingest_messages_total", "counter", "Feed lines read.", [({}, self.messages)]
-            ),
-            MetricFamily(
                 "ingest_records_total",
                 "counter",
                 "Records produced, by type.",
                 _labelled("type", self.records_by_type),
-            ),
-            MetricFamily(
-                "ingest_errors_total",
-                "counter",
-                "Malformed lines and errors, by reason.",
-                _labelled("reason", self.errors_by_reason),
-            ),
-            MetricFamily(
-                "ingest_reconnects_total", "counter", "Feed reconnects.", [({}, self.reconnects)]
-            ),
-            MetricFamily(
-                "ingest_gaps_total", "counter", "Sequence gaps seen on the feed.", [({}, self.gaps)]
             ),
             MetricFamily(
                 "ingest_kafka_delivered_total",

@@ -6,7 +6,7 @@ In the spirit of OpenMessaging Benchmark's drivers: the stage runner talks to ev
 
     start(symbols, feed, kafka)   bring it up, ingesting `symbols` from `feed` into `kafka`
     set_symbols(symbols)          grow (or shrink) its symbol set: live reload or restart
-    alive() / pids() / container_id()   for the runner's liveness check and the sampler
+    alive() / pids() / usage_source()   for the runner's liveness check and the sampler
     metrics_url()                 its Prometheus endpoint, if any (producer evidence)
     topics() / record_mapping()   what the collector reads, and how
     stop(timeout_s)               SIGTERM-like stop, then kill; the exit code if there is one
@@ -32,6 +32,7 @@ from ingest.kafka_settings import fold_partition
 
 if TYPE_CHECKING:
     from contracts.records import FieldMapping
+    from harness.sampler import UsageSource
     from harness.scenario import RecordMapping
 
 
@@ -101,7 +102,12 @@ class SystemUnderTest(ABC):
         return []
 
     def container_id(self) -> str | None:
-        """The container the sampler reads stats of, for container SUTs."""
+        """The SUT's current container, for container SUTs."""
+        return None
+
+    def usage_source(self) -> UsageSource | None:
+        """What the sampler reads the SUT's memory and CPU from; None: the process trees of
+        `pids()`."""
         return None
 
     def partitions_for(self, symbols: Sequence[str]) -> list[int] | None:

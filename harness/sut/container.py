@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.processes import post_json, wait_for_http
+from harness.sampler import ContainerUsage, UsageSource
 from harness.scenario import ContainerSut
 from harness.sut.base import (
     FeedEndpoints,
@@ -192,6 +193,10 @@ class ContainerCore(SystemUnderTest):
 
     def container_id(self) -> str | None:
         return None if self.container is None else str(self.container.id)
+
+    def usage_source(self) -> UsageSource:
+        """The current container's cgroup stats (it has no PIDs on this host)."""
+        return ContainerUsage(self.container_id)
 
     def stop(self, timeout_s: float = 30.0) -> int | None:
         from docker.errors import DockerException

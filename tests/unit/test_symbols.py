@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.paths import repo_root, shared_dir, symbols_file
+from harness.paths import repo_root, symbols_file
 from harness.symbols import (
     SymbolFileError,
     SymbolInfo,
@@ -21,6 +21,7 @@ from harness.symbols import (
     round_lot_for_price,
     validate_universe,
 )
+from tests.shared_data import shared_dir
 
 EXPECTED_TIER_COUNTS = {1: 85, 2: 264, 3: 146}
 STAGE_SIZES = (50, 100, 200, 495)

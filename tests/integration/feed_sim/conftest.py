@@ -24,8 +24,8 @@ from feed_sim.server.engine import RateSettings
 from feed_sim.tape.convert import convert_history
 from feed_sim.tape.format import write_tape
 from feed_sim.tape.model import Kind, TapeEvent
-from harness.paths import shared_dir
 from tests.feed_sim_server import RunningServer, serve
+from tests.shared_data import shared_dir
 
 LOOPBACK = "127.0.0.1"
 T_LINE = re.compile(r"^T,\d{8} \d{2}:\d{2}:\d{2}$")

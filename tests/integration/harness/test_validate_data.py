@@ -22,7 +22,7 @@ import pytest
 
 from feed_sim.tape.format import write_tape
 from feed_sim.tape.model import Kind, TapeEvent
-from harness.paths import shared_dir
+from tests.shared_data import shared_dir
 
 pytestmark = pytest.mark.integration
 

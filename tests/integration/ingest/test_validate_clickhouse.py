@@ -16,12 +16,12 @@ from pathlib import Path
 import pytest
 
 from feed_sim.tape.convert import parse_history
-from harness.paths import shared_dir
 from ingest.clickhouse_writer import ClickHouseWriter
 from ingest.kafka_out import KafkaOutput
 from ingest.records import FeedRecord
 from ingest.storage import open_store
 from ingest.symbols import SymbolPartitions
+from tests.shared_data import shared_dir
 
 pytestmark = pytest.mark.integration
 

@@ -20,7 +20,7 @@ from feed_sim.tape.convert import (
 )
 from feed_sim.tape.format import load_tape
 from feed_sim.tape.model import Kind, TapeEvent, TapeHeader
-from harness.paths import shared_dir
+from tests.shared_data import shared_dir
 
 REAL = shared_dir() / "data" / "iqfeed_history_ticks_2021-03.zip"
 NY = ZoneInfo("America/New_York")

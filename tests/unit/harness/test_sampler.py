@@ -220,7 +220,15 @@ def test_container_stats_v2_v1_and_cpu_rate() -> None:
             RuntimeError("engine gone"),
         ]
     )
-    sampler = ResourceSampler(usage=ContainerUsage(container), clock=clock, cpu_count=2)
+    current = ["c1"]
+    looked_up: list[str] = []
+
+    def lookup(container_id: str) -> FakeContainer:
+        looked_up.append(container_id)
+        return container
+
+    usage = ContainerUsage(lambda: current[0], lookup)
+    sampler = ResourceSampler(usage=usage, clock=clock, cpu_count=2)
     first = sampler.sample_once()
     assert (first.rss_bytes, first.threads, first.cpu_percent) == (200 * MB, 12, None)
     clock.tick(2)
@@ -228,8 +236,11 @@ def test_container_stats_v2_v1_and_cpu_rate() -> None:
     assert second.rss_bytes == 210 * MB
     assert second.cpu_percent == pytest.approx(75.0)  # 1.5 s of CPU in 2 s
     assert second.cpu_percent_host == pytest.approx(37.5)
+    assert looked_up == ["c1"]  # looked up once while the id stays
+    current[0] = "c2"  # a restart reload ran a new container
     clock.tick()
     assert sampler.sample_once().rss_bytes is None
+    assert looked_up == ["c1", "c2"]
     clock.tick()
     assert sampler.sample_once().rss_bytes is None
 

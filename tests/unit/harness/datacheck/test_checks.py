@@ -17,7 +17,7 @@ from harness.datacheck import checks, microstructure
 from harness.datacheck.checks import Context, Eastern, Severity
 from harness.datacheck.dataset import MarketData, Quotes, Trades, from_events
 from harness.datacheck.validate import default_context, validate
-from harness.paths import shared_dir
+from tests.shared_data import shared_dir
 
 HISTORY = shared_dir() / "data" / "iqfeed_history_ticks_2021-03.zip"
 NS = 1_000_000_000
