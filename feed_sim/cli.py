@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.status import Status
 
-from contracts.endpoints import FEED_PORTS
+from contracts.endpoints import DEFAULT_CONTROL_PORT, FEED_PORTS
 from feed_sim import __version__
 from feed_sim.generate.session import previous_trading_day
 from feed_sim.server.app import FeedSimServer
@@ -111,7 +111,7 @@ def main() -> None:
 @click.option("--lookup-port", default=FEED_PORTS["lookup"], show_default=True, type=int)
 @click.option(
     "--control-port",
-    default=8765,
+    default=DEFAULT_CONTROL_PORT,
     show_default=True,
     type=int,
     help="HTTP/JSON control API (see feed_sim/control.py).",

@@ -13,6 +13,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from contracts.endpoints import FEED_PORTS
 from ingest.kafka_out import DEFAULT_QUEUE_MAX_MESSAGES
 from ingest.kafka_settings import REFERENCE_DESIGN, Compression, ProducerDesign
 
@@ -21,8 +22,8 @@ class FeedSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     host: str = "127.0.0.1"
-    level1_port: int = Field(default=5009, ge=1, le=65535)
-    level2_port: int = Field(default=9200, ge=1, le=65535)
+    level1_port: int = Field(default=FEED_PORTS["level1"], ge=1, le=65535)
+    level2_port: int = Field(default=FEED_PORTS["level2"], ge=1, le=65535)
     connections: int = Field(default=5, ge=1, le=64, description="connections per port")
     level2: bool = True
     client_name: str = "ingest"
