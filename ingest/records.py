@@ -60,13 +60,5 @@ class FeedRecord(msgspec.Struct, gc=False):
             dict(data["payload"]),
         )
 
-    @property
-    def network_lag_ns(self) -> int:
-        return self.recv_ns - self.exchange_ns if self.exchange_ns else 0
-
-    @property
-    def processing_lag_ns(self) -> int:
-        return self.produced_ns - self.recv_ns
-
 
 _ENCODER = msgspec.json.Encoder()

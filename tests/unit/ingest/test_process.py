@@ -61,7 +61,7 @@ def test_trade_record() -> None:
         "contents": "Cbav",
     }
     assert FeedRecord.from_value(record.to_value()) == record
-    assert record.network_lag_ns == RECV - record.exchange_ns
+    assert record.recv_ns == RECV and 0 < record.exchange_ns < RECV
 
 
 def test_quote_record_uses_the_later_changed_side() -> None:
