@@ -34,11 +34,17 @@ class ListedMarket:
 
 @dataclass(frozen=True, slots=True)
 class TradeCondition:
-    """One `STC` row: two-hex-digit code (as on the wire, e.g. '3D'), short name, text."""
+    """One trade condition: its two-hex-digit code as messages carry it ('3D' in `873D17`),
+    short name and text. The `STC` table lists the same code as a decimal ID (`condition_id`)."""
 
     code: str
     short_name: str
     description: str
+
+    @property
+    def condition_id(self) -> int:
+        """The `STC` table's ID: the hex code as an unsigned decimal integer (0x0A -> 10)."""
+        return int(self.code, 16)
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +135,23 @@ def trade_conditions() -> dict[str, TradeCondition]:
         )
         for row in reader
     }
+
+
+@cache
+def sic_codes() -> dict[str, str]:
+    """4-digit SIC industry -> title (the `SSC` table), from sic_codes.tsv."""
+    return _code_table("sic_codes.tsv", "SIC")
+
+
+@cache
+def naics_codes() -> dict[str, str]:
+    """6-digit NAICS 2022 industry -> title (the `SNC` table), from naics_codes.tsv."""
+    return _code_table("naics_codes.tsv", "NAICS")
+
+
+def _code_table(name: str, column: str) -> dict[str, str]:
+    reader = csv.DictReader(io.StringIO(_data_text(name)), delimiter="\t")
+    return {row[column]: row["Description"] for row in reader}
 
 
 def split_conditions(conditions: str) -> list[str]:

@@ -360,6 +360,15 @@ _SIMPLE_ADMIN: dict[str, AdminCommand] = {
 }
 
 
+NO_ARGUMENT_SYSTEM_COMMANDS: dict[str, frozenset[str]] = {
+    "level1": frozenset(_SIMPLE_LEVEL1),
+    "level2": frozenset(_SIMPLE_COMMON),
+    "admin": frozenset(_SIMPLE_ADMIN),
+    "lookup": frozenset(),
+}
+"""Per port, the `S,<NAME>` commands that take no argument (upper case; matched without case)."""
+
+
 def _symbol(text: str) -> str:
     return text.strip().upper()
 

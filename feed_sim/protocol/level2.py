@@ -5,6 +5,11 @@ empty order id and priority, `7`/`8`/`9` price levels; iqfeed-protocol.md §3.3)
 market-maker lines (`Z`/`2`, `M`; §3.2), `q`/`n`, and `DepthBook`: MMID rows keyed by (MMID,
 side), market-by-order rows keyed by order id, with aggregated price levels kept incrementally
 so a `WPL` watch can be served from the same book.
+
+Market by order (§3.3 behaviour notes): an order new to the book is sent as `3` (add), a
+change to one it holds as `4` (update), its removal as `5`; every order carries an
+OrderPriority, the book's own when the tape has none (`DepthBook.apply`). Nasdaq Level II has
+no adds: its MMID rows are `6`/`4`/`5` only, with empty order id and priority.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ __all__ = [
     "render_no_depth",
     "render_not_found",
     "render_order",
+    "render_order_change",
     "render_order_delete",
     "render_price_level",
     "render_price_level_delete",
@@ -69,6 +75,29 @@ def render_order(
     return _encode(
         f"{msg_type},{symbol},{oid},{mmid},{side},{price:.{precision}f},{size},{prio},"
         f"{precision},{hhmmss_micro(ts_ns)},{yyyy_mm_dd(ts_ns)},\r\n"
+    )
+
+
+def render_order_change(
+    symbol: str, change: DepthChange, precision: int, ts_ns: int
+) -> bytes | None:
+    """The line of a market-by-order add or update the book applied: `3` for an order new to
+    the book, `4` for one it changed, with the order's book priority. None for deletes and
+    for Nasdaq MMID rows, whose `4`/`5` lines need nothing from the book."""
+    row = change.row
+    if change.deleted or row is None or row.order_id is None:
+        return None
+    return render_order(
+        ORDER_ADD if change.is_new else ORDER_UPDATE,
+        symbol,
+        row.order_id,
+        row.mmid,
+        row.side,
+        row.price,
+        row.size,
+        row.priority,
+        precision,
+        ts_ns,
     )
 
 
@@ -204,7 +233,7 @@ class DepthChange:
 class DepthBook:
     """Level 2 book of one symbol: MMID rows by (mmid, side), MBO orders by order id."""
 
-    __slots__ = ("_levels", "_mmid_rows", "_orders", "precision", "symbol")
+    __slots__ = ("_last_priority", "_levels", "_mmid_rows", "_orders", "precision", "symbol")
 
     def __init__(self, symbol: str, precision: int = 4) -> None:
         self.symbol = symbol
@@ -212,6 +241,7 @@ class DepthBook:
         self._mmid_rows: dict[tuple[str, str], DepthRow] = {}
         self._orders: dict[int, DepthRow] = {}
         self._levels: dict[str, dict[float, list[int]]] = {"A": {}, "B": {}}
+        self._last_priority = 0
 
     def __len__(self) -> int:
         return len(self._mmid_rows) + len(self._orders)
@@ -244,9 +274,15 @@ class DepthBook:
         order_id: int = 0,
         priority: int | None = None,
     ) -> DepthChange:
-        """Apply a tape DEPTH event (action 'update' | 'delete'; order_id 0 = MMID row)."""
+        """Apply a tape DEPTH event (action 'update' | 'delete'; order_id 0 = MMID row).
+
+        An order given no priority gets the book's: the next one when it is new, or when it
+        moves to another price or grows (it joins the back of the queue, INFERRED from the
+        usual time priority); it keeps its own when only its size shrinks."""
         key: tuple[str, str] | int = (mmid, side) if order_id == 0 else order_id
         old = self._mmid_rows.get(key) if isinstance(key, tuple) else self._orders.get(key)
+        if order_id and priority is None and action != "delete":
+            priority = self._order_priority(old, price, size)
         changes: list[PriceLevel] = []
         if old is not None:
             changes.append(self._add_to_level(old.side, old.price, -old.size, -1))
@@ -269,6 +305,13 @@ class DepthBook:
         else:
             changes.append(new_level)
         return DepthChange(row, old is None, False, tuple(changes))
+
+    def _order_priority(self, old: DepthRow | None, price: float, size: int) -> int:
+        same_place = old is not None and self._level_key(old.price) == self._level_key(price)
+        if old is not None and old.priority is not None and same_place and size <= old.size:
+            return old.priority
+        self._last_priority += 1
+        return self._last_priority
 
     def clear(self, side: str | None = None) -> None:
         """Drop one side (or the whole book), as after `S,CLEAR DEPTH`."""

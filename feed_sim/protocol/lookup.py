@@ -5,6 +5,14 @@ interval and daily rows (High, Low, Open, Close order), `SLM`/`STC`/`SST`/symbol
 `E,...` error lines each followed by `!ENDMSG!,`, and parsing of the H* / S* commands'
 parameter lists into typed requests (never raising: bad input becomes a `LookupFailure`).
 
+Every ID column of a table row is an unsigned decimal integer, as clients written against
+IQConnect parse it (pyiqfeed `read_uint64`, the C# client `int.Parse`, trade-frame `qi::uint_`).
+Trade conditions are the one code with two spellings: messages carry them as concatenated
+two-hex-digit pairs (`873D17` in `Most Recent Trade Conditions` and history `TradeConditions`),
+while the `STC` table that names them lists each as a decimal ID (0x0A -> `10,BUNCHEDSOLD,...`;
+IQFeed4j's DTN-derived schema: "The trade condition ID in decimal"). `SBS`/`SBN` rows start with
+the SIC/NAICS code that matched, then the `SBF` columns (pyiqfeed, the C# client, IQFeed4j).
+
 Real rows end with a trailing comma (the real 6.1 tick file does); the C# `LH` fixture lacks
 it, so we follow the real data and emit it.
 """
@@ -135,9 +143,17 @@ def render_listed_market_row(prefix: str, market: ListedMarket) -> bytes:
 
 
 def render_trade_condition_row(prefix: str, condition: TradeCondition) -> bytes:
-    """`STC` row: `ID,Short,Long,` (ID as the two hex digits used on the wire, INFERRED)."""
+    """`STC` row: `ID,Short,Long,`, the ID in decimal (hex `0A` is `10`; module docstring)."""
     c = condition
-    return _encode(f"{prefix}{c.code},{c.short_name},{c.description},\r\n")
+    return _encode(f"{prefix}{c.condition_id},{c.short_name},{c.description},\r\n")
+
+
+def render_code_row(prefix: str, code: str, description: str) -> bytes:
+    """`SSC` / `SNC` row: `Code,Description,` (the SIC or NAICS code, its title unquoted; a
+    title may hold commas, which clients join back: pyiqfeed's TableConn). INFERRED: which
+    lists IQConnect serves is not documented; feed_sim serves the SIC 1987 industries and the
+    NAICS 2022 national industries (feed_sim/data/README.md)."""
+    return _encode(f"{prefix}{code},{description},\r\n")
 
 
 def render_security_type_row(prefix: str, security_type: SecurityType) -> bytes:
@@ -151,6 +167,14 @@ def render_symbol_row(
 ) -> bytes:
     """Symbol search row: `Symbol,ListedMarketID,SecurityTypeID,Description,` (unquoted)."""
     return _encode(f"{prefix}{symbol},{listed_market},{security_type},{description},\r\n")
+
+
+def render_symbol_by_code_row(
+    prefix: str, code: int, symbol: str, listed_market: int, security_type: int, description: str
+) -> bytes:
+    """`SBS`/`SBN` row: `Code,Symbol,ListedMarketID,SecurityTypeID,Description,`, the code
+    being the symbol's SIC (`SBS`) or NAICS (`SBN`) code that matched the search."""
+    return render_symbol_row(f"{prefix}{code},", symbol, listed_market, security_type, description)
 
 
 class HistoryKind(StrEnum):
@@ -252,6 +276,10 @@ class _BadParameter(Exception):
     pass
 
 
+_LAST_NS_IN_SECOND = 999_999_999
+"""Added to HH:MM:59 to reach the last nanosecond of a day (an inclusive date-only end)."""
+
+
 def _is_digits(text: str) -> bool:
     return text.isascii() and text.isdigit()
 
@@ -283,7 +311,9 @@ def _filter_time(text: str) -> int | None:
     return h * 3_600 + m * 60 + s
 
 
-def _datetime(text: str, *, with_time: bool) -> int | None:
+def _datetime(text: str, *, with_time: bool, end: bool = False) -> int | None:
+    """ns of a `CCYYMMDD[ HHmmSS]` parameter; a date alone as an `end` covers its whole day
+    (`HDT,IBM,20240304,20240304` is that day's bar)."""
     if text == "":
         return None
     day, _, clock = text.partition(" ")
@@ -292,6 +322,8 @@ def _datetime(text: str, *, with_time: bool) -> int | None:
     if clock and _filter_time(clock) is None:
         raise _BadParameter(text)
     try:
+        if end and not clock:
+            return parse_compact_datetime(f"{day} 235959") + _LAST_NS_IN_SECOND
         return parse_compact_datetime(text)
     except (ValueError, OverflowError) as exc:
         raise _BadParameter(text) from exc
@@ -327,9 +359,9 @@ def parse_history_request(fields: list[str]) -> HistoryRequest | LookupFailure:
             begin_ns=_datetime(args.get("begin", ""), with_time=True)
             if "begin" in args
             else _datetime(args.get("begin_date", ""), with_time=False),
-            end_ns=_datetime(args.get("end", ""), with_time=True)
+            end_ns=_datetime(args.get("end", ""), with_time=True, end=True)
             if "end" in args
-            else _datetime(args.get("end_date", ""), with_time=False),
+            else _datetime(args.get("end_date", ""), with_time=False, end=True),
             begin_filter_s=_filter_time(args.get("bfilter", "")),
             end_filter_s=_filter_time(args.get("efilter", "")),
             interval=interval,
@@ -354,7 +386,9 @@ class TableRequest:
 
 @dataclass(frozen=True, slots=True)
 class SymbolSearchRequest:
-    """`SBF,[s|d],<search>,[e|t],<filter values>,[RequestID]` (SBS/SBN: `<code>,[RequestID]`)."""
+    """`SBF,[s|d],<search>,[e|t],<filter values>,[RequestID]`; `SBS`/`SBN,<digits>,[RequestID]`
+    find the symbols whose SIC/NAICS code starts with the digits (IQFeed4j: "at least the first
+    2 digits of an existing code")."""
 
     command: str
     search: str

@@ -5,14 +5,19 @@ the sessions and records lateness once per batch).
 Level 1 lines come from the paced rings when the scenario renders `ring` and the symbol's
 ring is ready (feed_sim.server.paced_rings), otherwise from the live state. Only updates are
 sent and counted: a tape event that changes nothing is passed over. Depth events are sent to
-Level 2 watchers as order adds, updates and deletes (feed_sim.protocol.level2).
+Level 2 watchers as order adds (`3`), updates (`4`) and deletes (`5`) (feed_sim.protocol.level2).
 """
 
 from __future__ import annotations
 
 from contracts.sent import StageCounters, SymbolCount
 from feed_sim.protocol.fields import Fieldset
-from feed_sim.protocol.level2 import ORDER_UPDATE, render_order, render_order_delete
+from feed_sim.protocol.level2 import (
+    ORDER_UPDATE,
+    render_order,
+    render_order_change,
+    render_order_delete,
+)
 from feed_sim.protocol.stale_fields import stale_mask
 from feed_sim.server.market import SymbolMarket, Watcher
 from feed_sim.server.paced_rings import PacedRings
@@ -150,7 +155,11 @@ def emit_depth(
             intended_ns,
         )
     else:
-        line = render_order(
+        # Market by order: `3` for an order new to the book, `4` for a change, with the
+        # order's book priority; a Nasdaq MMID row has no adds (`4`, empty id and priority).
+        line = render_order_change(
+            symbol, change, market.book.precision, intended_ns
+        ) or render_order(
             ORDER_UPDATE,
             symbol,
             row.order_id or None,

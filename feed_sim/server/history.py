@@ -14,7 +14,13 @@ import numpy as np
 import numpy.typing as npt
 
 from feed_sim.protocol import lookup as lk
-from feed_sim.protocol.codes import listed_markets, security_types, trade_conditions
+from feed_sim.protocol.codes import (
+    listed_markets,
+    naics_codes,
+    security_types,
+    sic_codes,
+    trade_conditions,
+)
 from feed_sim.protocol.fundamentals import FundamentalInfo
 from feed_sim.protocol.system import Protocol
 from feed_sim.protocol.timefmt import day_of_month, local_ns
@@ -54,40 +60,48 @@ def _table(command: lk.TableRequest, protocol: Protocol) -> Iterator[bytes]:
     elif command.command == "SST":
         for security_type in security_types().values():
             yield lk.render_security_type_row(prefix, security_type)
-    else:  # SSC / SNC: feed_sim carries no SIC/NAICS tables
-        yield lk.render_error(lk.NO_DATA, command.request_id)
-        return
+    else:  # SSC / SNC
+        table = sic_codes() if command.command == "SSC" else naics_codes()
+        for code, description in table.items():
+            yield lk.render_code_row(prefix, code, description)
     yield lk.render_end(command.request_id)
 
 
 def _search(
     command: lk.SymbolSearchRequest, protocol: Protocol, markets: Mapping[str, SymbolMarket]
 ) -> Iterator[bytes]:
+    """`SBF` rows (`Symbol,ListedMarketID,SecurityTypeID,Description,`) or `SBS`/`SBN` rows,
+    which carry the matched SIC/NAICS code first."""
     prefix = lk.reply_prefix(protocol, command.request_id, lk.TAG_SYMBOLS)
     needle = command.search.upper()
     found = 0
     for symbol, market in sorted(markets.items()):
         info = market.fundamentals
-        if not _matches(command, needle, symbol, info):
-            continue
+        if command.command == "SBF":
+            if not _filter_matches(command, needle, symbol, info):
+                continue
+            row = lk.render_symbol_row(
+                prefix, symbol, info.listed_market, info.security_type, info.company_name
+            )
+        else:
+            code = info.sic if command.command == "SBS" else info.naics
+            if code is None or not str(code).startswith(needle):
+                continue
+            row = lk.render_symbol_by_code_row(
+                prefix, code, symbol, info.listed_market, info.security_type, info.company_name
+            )
         found += 1
-        yield lk.render_symbol_row(
-            prefix, symbol, info.listed_market, info.security_type, info.company_name
-        )
+        yield row
     if not found:
         yield lk.render_error(lk.NO_DATA, command.request_id)
         return
     yield lk.render_end(command.request_id)
 
 
-def _matches(
+def _filter_matches(
     command: lk.SymbolSearchRequest, needle: str, symbol: str, info: FundamentalInfo
 ) -> bool:
-    """Whether a symbol answers an SBF (symbol or description + filter), SBS or SBN search."""
-    if command.command == "SBS":
-        return str(info.sic or "") == needle
-    if command.command == "SBN":
-        return str(info.naics or "") == needle
+    """Whether a symbol answers an `SBF` search: symbol or description, then its filter."""
     haystack = symbol if command.field == "s" else info.company_name.upper()
     wanted = set(command.filter_values)
     if needle not in haystack:

@@ -1,10 +1,12 @@
 """One asyncio protocol per client connection and port: its own protocol version, fieldset,
 watches and output buffer (iqfeed-protocol.md §1-4).
 
-Client input is split leniently (any of CR, LF, CRLF, LFCR, none at the end), parsed into typed
-commands that never raise, and answered; unknown commands get the documented error and never
-close the connection. Output is queued and written once per pacing batch; a client whose unsent
-output exceeds the engine's bound is cut off and counted, so it cannot stall the others.
+Client input becomes commands in `CommandInput` (any of CR, LF, CRLF, LFCR at the end, or
+none: the next command's start or an idle connection completes it; feed_sim.protocol.lines),
+parsed into typed commands that never raise, and answered; unknown commands get the documented
+error and never close the connection. Output is queued and written once per pacing batch; a
+client whose unsent output exceeds the engine's bound is cut off and counted, so it cannot
+stall the others.
 """
 
 from __future__ import annotations
@@ -36,7 +38,6 @@ from feed_sim.protocol.level2 import (
     render_price_level_delete,
 )
 from feed_sim.protocol.level2 import render_not_found as render_depth_not_found
-from feed_sim.protocol.lines import LineSplitter
 from feed_sim.protocol.system import (
     DEFAULT_PROTOCOL,
     CustomerInfo,
@@ -61,6 +62,7 @@ from feed_sim.protocol.system import (
     render_update_fieldnames,
     render_watches,
 )
+from feed_sim.server.command_input import CommandInput
 
 if TYPE_CHECKING:
     from feed_sim.server.engine import FeedEngine
@@ -102,7 +104,7 @@ class Session(asyncio.Protocol):
         self.server = server
         self.engine = server.engine
         self.transport: asyncio.Transport | None = None
-        self.splitter = LineSplitter()
+        self.input = CommandInput(self.port_name, self._deliver)
         self.protocol: Protocol = DEFAULT_PROTOCOL
         self.client_name = ""
         self.timestamps_on = True
@@ -125,7 +127,20 @@ class Session(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.bytes_in += len(data)
-        for line in self.splitter.feed(data):
+        self.input.feed(data)
+
+    def eof_received(self) -> bool | None:
+        self.input.end()  # a last command without a terminator
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._closed = True
+        self.input.close()
+        self.engine.unregister(self)
+
+    def _deliver(self, lines: list[str]) -> None:
+        """Handle complete client commands, then write what they queued."""
+        for line in lines:
             try:
                 self.handle(line)
             except Exception:  # a client line must never take the server down
@@ -134,19 +149,6 @@ class Session(asyncio.Protocol):
                 )
                 self.server.handler_errors += 1
         self.flush()
-
-    def eof_received(self) -> bool | None:
-        for line in self.splitter.flush():  # a last command without a terminator
-            try:
-                self.handle(line)
-            except Exception:
-                self.server.handler_errors += 1
-        self.flush()
-        return None
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._closed = True
-        self.engine.unregister(self)
 
     # -- output -------------------------------------------------------------------------------
 
@@ -461,7 +463,7 @@ class Level2Session(Session):
     ) -> None:
         """Queue one book change in the form this client's watch asked for. Times are the
         change's intended send time (contract 2); a by-price watch gets one `8`/`9` per price
-        level the change touched."""
+        level the change touched; a by-order watch gets `line` as the emitter rendered it."""
         kind, _ = self.watches.get(market.symbol, ("order", None))
         now = self.engine.clock_ns() if intended_ns is None else intended_ns
         if kind == "order":

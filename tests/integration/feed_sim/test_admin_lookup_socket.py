@@ -210,8 +210,9 @@ def test_symbol_and_table_lookups(feed: RunningServer, connect: Connect) -> None
     nasdaq = next(fields_of(r) for r in markets if fields_of(r)[1] == "5")
     assert nasdaq[0] == "LS" and nasdaq[2] == "NASDAQ"
     conditions = _reply(client, "STC,C1", "C1")
-    by_code = {fields_of(r)[2]: fields_of(r) for r in conditions}
-    assert by_code["87"][3] == "ODDLOT" and by_code["01"][3] == "REGULAR"
+    by_id = {fields_of(r)[2]: fields_of(r) for r in conditions}  # decimal: 0x87 is 135
+    assert by_id["135"][3] == "ODDLOT" and by_id["1"][3] == "REGULAR"
+    assert by_id["10"][3] == "BUNCHEDSOLD"
     assert all(fields_of(r)[1] == "LS" for r in conditions)
 
 

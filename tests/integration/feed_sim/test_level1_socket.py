@@ -366,14 +366,37 @@ def test_command_terminators(feed: RunningServer, connect: Connect, end: bytes) 
 
 def test_command_split_across_writes(feed: RunningServer, connect: Connect) -> None:
     client = connect(feed.port("level1"))
-    client.send("wMS", end=b"")
-    time.sleep(0.1)
+    client.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    client.send("wMS", end=b"")  # one command in pieces, written back to back
     client.send("FT\r", end=b"")
-    time.sleep(0.1)
     client.send("\nS,REQUEST WATCHES", end=b"")  # completed by the next command's terminator
     client.send("", end=b"\n")
     reply, _ = client.until(lambda s: s.startswith("S,WATCHES"))
     assert fields_of(reply)[2:] == ["MSFT"]
+
+
+def test_an_idle_connection_completes_an_unterminated_command(
+    feed: RunningServer, connect: Connect
+) -> None:
+    client = connect(feed.port("level1"))
+    client.send("wMS", end=b"")  # nothing follows: complete once the connection idles
+    client.until(lambda s: s == "n,MS")
+    client.send("wMSFT", end=b"")
+    client.until(lambda s: s.startswith("P,MSFT,"))
+    client.send("S,REQUEST WATCHES", end=b"")
+    reply, _ = client.until(lambda s: s.startswith("S,WATCHES"))
+    assert fields_of(reply)[2:] == ["MSFT"]
+
+
+def test_merged_commands_split_where_the_next_one_starts(
+    feed: RunningServer, connect: Connect
+) -> None:
+    client = connect(feed.port("level1"))
+    client.send("S,SET PROTOCOL,6.2wMSFTtIBMS,REQUEST WATCHES")
+    assert client.until(lambda s: s.startswith("S,CURRENT PROTOCOL,"))[0].endswith(",6.2")
+    reply, before = client.until(lambda s: s.startswith("S,WATCHES"))
+    assert fields_of(reply)[2:] == ["MSFT", "IBM"]
+    assert not [s for s in before if s.startswith(("E,", "n,"))]
 
 
 def test_unterminated_last_command_at_half_close(feed: RunningServer, connect: Connect) -> None:

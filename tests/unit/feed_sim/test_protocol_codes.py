@@ -28,6 +28,15 @@ def test_trade_conditions() -> None:
     assert conditions["87"].short_name == "ODDLOT"
     assert split_conditions("873D17") == ["87", "3D", "17"]
     assert all(code in conditions for code in split_conditions("873D17"))
+    assert [conditions[c].condition_id for c in ("01", "0A", "10", "3D", "87")] == [
+        1,
+        10,
+        16,
+        61,
+        135,
+    ]
+    ids = [c.condition_id for c in conditions.values()]
+    assert len(set(ids)) == len(ids) and ids == sorted(ids)
 
 
 def test_mpids() -> None:

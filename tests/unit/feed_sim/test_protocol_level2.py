@@ -13,6 +13,7 @@ from feed_sim.protocol.level2 import (
     render_no_depth,
     render_not_found,
     render_order,
+    render_order_change,
     render_order_delete,
     render_price_level,
     render_price_level_delete,
@@ -118,6 +119,45 @@ def test_mbo_book_keyed_by_order_id_with_levels() -> None:
     assert not book.apply("A", "delete", 0, 0, ts, order_id=99).deleted
     book.clear("A")
     assert len(book) == 0 and book.price_levels("A") == []
+
+
+def test_mbo_orders_get_the_books_priority() -> None:
+    book = DepthBook("@ESM24", precision=2)
+    ts = et_ns(2024, 3, 4, 10)
+    first = book.apply("B", "update", 5000.25, 3, ts, order_id=11)
+    second = book.apply("B", "update", 5000.25, 2, ts, order_id=12)
+    assert first.row is not None and second.row is not None
+    assert (first.row.priority, second.row.priority) == (1, 2)
+    smaller = book.apply("B", "update", 5000.25, 1, ts, order_id=11)
+    assert smaller.row is not None and smaller.row.priority == 1  # a shrink keeps its place
+    grown = book.apply("B", "update", 5000.25, 4, ts, order_id=11)
+    assert grown.row is not None and grown.row.priority == 3  # back of the queue
+    moved = book.apply("B", "update", 5000.5, 2, ts, order_id=12)
+    assert moved.row is not None and moved.row.priority == 4
+    nasdaq = book.apply("B", "update", 5000.0, 100, ts, mmid="NSDQ")
+    assert nasdaq.row is not None and nasdaq.row.priority is None
+    assert book.render_snapshot().startswith(b"6,@ESM24,12,,B,5000.50,2,4,2,10:00:00.000000,")
+
+
+def test_mbo_adds_are_3_updates_4() -> None:
+    """§3.3: `3` adds an order, `4` replaces its price/size, `5` removes it (CME MBO rows: order
+    id, no MMID, a priority)."""
+    book = DepthBook("@ESM19", precision=2)
+    ts = et_ns(2019, 4, 23, 20, 31, 4, 876740)
+    added = book.apply("A", "update", 2938.25, 65, ts, order_id=12345678, priority=10)
+    assert render_order_change("@ESM19", added, 2, ts) == (
+        b"3,@ESM19,12345678,,A,2938.25,65,10,2,20:31:04.876740,2019-04-23,\r\n"
+    )
+    updated = book.apply("A", "update", 2938.25, 60, ts, order_id=12345678)
+    assert render_order_change("@ESM19", updated, 2, ts) == (
+        b"4,@ESM19,12345678,,A,2938.25,60,10,2,20:31:04.876740,2019-04-23,\r\n"
+    )
+    deleted = book.apply("A", "delete", 0.0, 0, ts, order_id=12345678)
+    assert deleted.deleted and render_order_change("@ESM19", deleted, 2, ts) is None
+    unknown = book.apply("A", "delete", 0.0, 0, ts, order_id=999)
+    assert render_order_change("@ESM19", unknown, 2, ts) is None
+    nasdaq = book.apply("B", "update", 100.0, 100, ts, mmid="NSDQ")
+    assert nasdaq.is_new and render_order_change("QQQ", nasdaq, 4, ts) is None  # no adds
 
 
 def test_order_delete_needs_a_date() -> None:

@@ -22,6 +22,7 @@ from feed_sim.protocol.lookup import (
     render_interval_row,
     render_listed_market_row,
     render_security_type_row,
+    render_symbol_by_code_row,
     render_symbol_row,
     render_tick_row,
     render_trade_condition_row,
@@ -107,7 +108,7 @@ def test_table_rows() -> None:
         b"LS,26,EDGX,Direct Edge X,26,EDGX,\r\n"
     )
     assert render_trade_condition_row(prefix, trade_conditions()["01"]) == (
-        b"LS,01,REGULAR,Normal Trade,\r\n"
+        b"LS,1,REGULAR,Normal Trade,\r\n"
     )
     assert render_security_type_row(prefix, security_types()[1]) == b"LS,1,EQUITY,Equity,\r\n"
     assert (
@@ -116,6 +117,38 @@ def test_table_rows() -> None:
     assert render_symbol_row("BF,LS,", "BRSI", 3, 1, "BALLISTIC RECOVERY SYSTEMS, IN") == (
         b"BF,LS,BRSI,3,1,BALLISTIC RECOVERY SYSTEMS, IN,\r\n"
     )
+
+
+def test_trade_condition_table_ids_are_decimal() -> None:
+    """Messages carry hex pairs (`873D17`); the `STC` table lists the same codes in decimal."""
+    rows = {
+        code: render_trade_condition_row(reply_prefix(P61, "TC", "LS"), trade_conditions()[code])
+        for code in ("0A", "3D", "87", "9B")
+    }
+    assert rows["0A"] == b"TC,10,BUNCHEDSOLD,Bunched Sold Trade,\r\n"
+    assert rows["3D"].startswith(b"TC,61,INTRMRK_SWEEP,")
+    assert rows["87"].startswith(b"TC,135,ODDLOT,")
+    assert rows["9B"].startswith(b"TC,155,INDICATIVE_AUCT,")
+
+
+def test_symbol_by_code_rows_carry_the_code_first() -> None:
+    assert render_symbol_by_code_row(
+        reply_prefix(P62, "X", "LS"), 7372, "MSFT", 5, 1, "MICROSOFT CORP"
+    ) == (b"X,LS,7372,MSFT,5,1,MICROSOFT CORP,\r\n")
+    assert render_symbol_by_code_row("", 511210, "MSFT", 5, 1, "MICROSOFT, CORP") == (
+        b"511210,MSFT,5,1,MICROSOFT, CORP,\r\n"
+    )
+
+
+def test_a_date_alone_as_the_end_covers_its_day() -> None:
+    daily = parse_history_request(split("HDT,IBM,20240304,20240304"))
+    assert isinstance(daily, HistoryRequest)
+    assert daily.begin_ns == et_ns(2024, 3, 4)
+    assert daily.end_ns == et_ns(2024, 3, 5) - 1
+    ticks = parse_history_request(split("HTT,IBM,20240304 093000,20240304"))
+    assert isinstance(ticks, HistoryRequest) and ticks.end_ns == et_ns(2024, 3, 5) - 1
+    timed = parse_history_request(split("HTT,IBM,20240304 093000,20240304 160000"))
+    assert isinstance(timed, HistoryRequest) and timed.end_ns == et_ns(2024, 3, 4, 16)
 
 
 def test_parse_full_hit_example() -> None:
