@@ -130,7 +130,7 @@ def test_rendered_families_parse_back() -> None:
     assert parsed["kafka_producer_requests_in_flight"] == [({}, 5.0)]
     assert parsed["kafka_producer_queue_records"] == [({}, 17.0)]
     assert "max of each quantile" in text  # the merge rule is said in the HELP text
-    assert parsed["ingest_messages_total"] == [({}, 0.0)]  # the core's own families stay
+    assert parsed["ingest_kafka_delivered_total"] == [({}, 0.0)]  # the core's own families stay
 
 
 def test_nothing_is_exported_before_it_is_known() -> None:
