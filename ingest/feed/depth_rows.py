@@ -38,13 +38,9 @@ def _fields(parts: list[str], count: int) -> bool:
     return n == count + 1 or (n == count + 2 and not parts[-1])
 
 
-def order_row(parts: list[str], action: str, hint: int) -> DepthRow | Malformed:
-    """`3/4/6/0,Symbol,OrderID,MMID,Side,Price,Size,Priority,Precision,Time,Date,`."""
-    if not _fields(parts, 10):
-        return Malformed("bad_field_count", f"order row with {len(parts)} fields")
-    _, symbol, oid, mmid, side, price_text, size_text, prio, _prec, time_text, date_text = parts[
-        :11
-    ]
+def _order_key(symbol: str, side: str, oid: str, mmid: str) -> int | Malformed:
+    """The order id of an order row or delete (0: a Nasdaq MMID row), after the checks both
+    share: a symbol, a side, and an order id or an MMID."""
     if not symbol:
         return Malformed("bad_symbol")
     if _side(side) is None:
@@ -52,6 +48,19 @@ def order_row(parts: list[str], action: str, hint: int) -> DepthRow | Malformed:
     order_id = int(oid) if oid else 0
     if order_id < 0 or (order_id == 0 and not mmid):
         return Malformed("bad_key", "neither order id nor MMID")
+    return order_id
+
+
+def order_row(parts: list[str], action: str, hint: int) -> DepthRow | Malformed:
+    """`3/4/6/0,Symbol,OrderID,MMID,Side,Price,Size,Priority,Precision,Time,Date,`."""
+    if not _fields(parts, 10):
+        return Malformed("bad_field_count", f"order row with {len(parts)} fields")
+    _, symbol, oid, mmid, side, price_text, size_text, prio, _prec, time_text, date_text = parts[
+        :11
+    ]
+    order_id = _order_key(symbol, side, oid, mmid)
+    if isinstance(order_id, Malformed):
+        return order_id
     price = float(price_text)
     size = int(size_text) if size_text else 0
     if price - price != 0.0 or size < 0:
@@ -79,13 +88,9 @@ def order_delete(parts: list[str], hint: int) -> DepthRow | Malformed:
     if not _fields(parts, 6):
         return Malformed("bad_field_count", f"order delete with {len(parts)} fields")
     _, symbol, oid, mmid, side, time_text, date_text = parts[:7]
-    if not symbol:
-        return Malformed("bad_symbol")
-    if _side(side) is None:
-        return Malformed("bad_side", side[:8])
-    order_id = int(oid) if oid else 0
-    if order_id < 0 or (order_id == 0 and not mmid):
-        return Malformed("bad_key", "neither order id nor MMID")
+    order_id = _order_key(symbol, side, oid, mmid)
+    if isinstance(order_id, Malformed):
+        return order_id
     time_ns = _row_time(time_text, date_text, hint)
     if time_ns is None:
         return Malformed("bad_time", "order delete")
